@@ -1,0 +1,1 @@
+"""dok.core: the flow model, States, the engine that runs a flow on Dask, flow bundles, environment spec."""

@@ -1,0 +1,3 @@
+def test_imports():
+    import dok.core
+    assert dok.core.__doc__
