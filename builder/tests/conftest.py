@@ -1,0 +1,119 @@
+"""Fixtures for the integration tests: the real dockerd, the local base image, real registries.
+
+Unit tests never touch these. Images made by a test are removed when it ends (only those it made).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).parent.parent.parent  # works from the source tree and from Bazel runfiles
+BASE_IMAGE = os.environ.get("DOK_TEST_BASE_IMAGE", "dok-base:bookworm-py3.11")
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+
+
+def _import_registry_tool():
+    try:
+        import dok_registry
+    except ImportError:
+        sys.path.insert(0, str(REPO / "tools" / "registry"))
+        import dok_registry
+    return dok_registry
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    from dok.builder.docker_adapter import connect
+
+    return connect(timeout=600)
+
+
+@pytest.fixture(scope="session")
+def base_image(docker_client):
+    """The Debian-made Python base image (tools/images/make_base_image.sh makes it once if missing)."""
+    from dok.builder.docker_adapter import image_id
+
+    if image_id(docker_client, BASE_IMAGE) is None:
+        subprocess.run([str(REPO / "tools" / "images" / "make_base_image.sh"), BASE_IMAGE], check=True)
+    return BASE_IMAGE
+
+
+@pytest.fixture(scope="session")
+def ca_bundle():
+    return HOST_CA_BUNDLE if os.path.exists(HOST_CA_BUNDLE) else None
+
+
+@pytest.fixture(scope="session")
+def _layer_janitor(docker_client):
+    """Untagged parent layers of the images the tests made: kept during the session (the docker layer cache
+    makes later builds fast), removed at the end unless something else still uses them."""
+    import docker.errors
+
+    layers: list[str] = []
+    yield layers
+    for layer in reversed(layers):
+        try:
+            if docker_client.api.inspect_image(layer).get("RepoTags"):
+                continue  # a tagged image (the base image, or someone else's): never ours to remove
+            docker_client.api.remove_image(layer, force=False, noprune=True)
+        except docker.errors.APIError:
+            pass  # tagged, has children, or used by a container: not ours alone
+
+
+@pytest.fixture
+def images(docker_client, _layer_janitor):
+    """A list to which a test appends the references it built; the tags are removed afterwards."""
+    import docker.errors
+
+    made: list[str] = []
+    yield made
+    for reference in made:
+        try:
+            history = [h["Id"] for h in docker_client.api.history(reference) if h["Id"].startswith("sha256:")]
+            docker_client.api.remove_image(reference, force=True, noprune=True)
+        except docker.errors.NotFound:
+            continue
+        _layer_janitor.extend(reversed(history[1:]))  # oldest first; removal goes newest first
+
+
+@pytest.fixture
+def unique_name():
+    return f"dok-test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory):
+    tool = _import_registry_tool()
+    reg = tool.start(port=0, directory=tmp_path_factory.mktemp("registry"))
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory):
+    tool = _import_registry_tool()
+    reg = tool.start(port=0, directory=tmp_path_factory.mktemp("auth-registry"), user="dok", password="s3cret-pw")
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture
+def events():
+    """A progress callback that records events (and still prints them, for the test log)."""
+    from dok.builder import StderrProgress
+
+    recorded = []
+    printer = StderrProgress()
+
+    def callback(event):
+        recorded.append(event)
+        printer(event)
+
+    callback.events = recorded
+    return callback

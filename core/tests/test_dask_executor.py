@@ -1,0 +1,111 @@
+"""DaskExecutor specifics: ways to connect, fetching results, data staying on the cluster, closing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from dok.core import Cancelled, DaskExecutor, DokError, Flow, task
+
+
+@task
+def square(x):
+    return x * x
+
+
+@task
+def numbers(n):
+    return list(range(n))
+
+
+@task
+def total(xs):
+    return sum(xs)
+
+
+def fanout(n=5):
+    with Flow("fanout") as flow:
+        total(square.map(numbers(n)))
+    return flow
+
+
+def test_address_string_and_cluster_object(dask_client):
+    address = dask_client.scheduler.address
+    assert fanout().run(executor=DaskExecutor(address)).result == {"total": 30}
+
+    class ClusterLike:  # anything with a scheduler_address, like SpecCluster/KubeCluster
+        scheduler_address = address
+
+    assert fanout(4).run(executor=DaskExecutor(ClusterLike())).result == {"total": 14}
+
+
+def test_temporary_local_cluster():
+    executor = DaskExecutor(cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": 1})
+    assert fanout(3).run(executor=executor).result == {"total": 5}
+
+
+def test_bad_address_type():
+    with pytest.raises(DokError, match="DaskExecutor.*got int"):
+        DaskExecutor(8786)
+    with pytest.raises(ValueError, match="fetch"):
+        DaskExecutor(fetch="some")
+
+
+def test_only_reference_results_are_fetched_unless_asked(dask_client):
+    state = fanout().run(executor=DaskExecutor(dask_client))
+    assert state.task_states["total"].result == 30
+    assert state.task_states["numbers"].result is None  # stayed on the cluster
+    state = fanout().run(executor=DaskExecutor(dask_client, fetch="all"))
+    assert state.task_states["numbers"].result == [0, 1, 2, 3, 4]
+    assert state.task_states["square"].result == [0, 1, 4, 9, 16]
+    assert state.task_states["square[3]"].result == 9
+
+
+def test_tasks_receive_futures_not_client_data(dask_client):
+    """The client never holds intermediate results: only terminal results and map lengths come back."""
+    seen_keys = []
+    real_gather = dask_client.gather
+
+    def spy(futures, *args, **kwargs):
+        seen_keys.append(futures)
+        return real_gather(futures, *args, **kwargs)
+
+    dask_client.gather = spy
+    try:
+        state = fanout(6).run(executor=DaskExecutor(dask_client))
+    finally:
+        del dask_client.gather
+    assert state.result == {"total": 55}
+    assert len(seen_keys) == 1 and len(seen_keys[0]) == 1  # one gather, of the one reference task
+    assert str(seen_keys[0][0].key).startswith("total-")
+
+
+def test_graph_is_not_left_on_the_cluster(dask_client):
+    fanout(10).run(executor=DaskExecutor(dask_client))
+    deadline = time.time() + 5
+    while time.time() < deadline and dask_client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)):
+        time.sleep(0.05)
+    assert dask_client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0
+
+
+def test_closing_the_client_cancels_the_run(dask_client):
+    from distributed import Client
+
+    @task
+    def slow(x):
+        time.sleep(0.5)
+        return x
+
+    with Flow("closing") as flow:
+        total(slow.map(list(range(12))))
+    client = Client(dask_client.scheduler.address, set_as_default=False)
+    timer = threading.Timer(0.3, client.close)
+    timer.start()
+    t0 = time.time()
+    state = flow.run(executor=DaskExecutor(client))
+    timer.join()
+    assert time.time() - t0 < 3
+    assert isinstance(state, Cancelled), state
+    assert isinstance(state.task_states["total"], Cancelled)

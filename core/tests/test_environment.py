@@ -1,0 +1,148 @@
+"""DaskOnKubernetesEnvironment: defaults, validation, JSON round trip, lazy delegation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+
+import pytest
+
+from dok.core import DaskOnKubernetesEnvironment as Env
+from dok.core import EnvironmentConfigError
+from dok.core import environment as environment_module
+
+SHA = "a" * 64
+
+
+def test_defaults():
+    env = Env()
+    v = sys.version_info
+    assert env.base_image == f"python:{v.major}.{v.minor}-slim"
+    assert (env.max_workers, env.min_workers, env.namespace) == (1, 0, "default")
+    assert env.registry_url is None and env.python_dependencies == () and env.env_vars == {} and env.files == {}
+    assert env.image is None and env.flow_name is None and env.bundle_sha256 is None
+
+
+def test_keyword_only_and_frozen():
+    with pytest.raises(TypeError):
+        Env("python:3.11")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Env().max_workers = 3
+
+
+def test_normalisation():
+    env = Env(registry_url="localhost:5000/", python_dependencies=[" pandas==2.2.3 ", "requests"], env_vars=None)
+    assert env.registry_url == "localhost:5000"
+    assert env.python_dependencies == ("pandas==2.2.3", "requests")
+    assert env.env_vars == {}
+
+
+@pytest.mark.parametrize(
+    "kwargs, argument",
+    [
+        ({"base_image": "Python 3"}, "base_image"),
+        ({"base_image": ""}, "base_image"),
+        ({"registry_url": "http://localhost:5000"}, "registry_url"),
+        ({"registry_url": "local host"}, "registry_url"),
+        ({"python_dependencies": "pandas"}, "python_dependencies"),
+        ({"python_dependencies": ["--index-url=http://evil"]}, "python_dependencies"),
+        ({"python_dependencies": ["a\nb"]}, "python_dependencies"),
+        ({"image_name": "MyImage"}, "image_name"),
+        ({"image_name": "a//b"}, "image_name"),
+        ({"image_tag": ".hidden"}, "image_tag"),
+        ({"image_tag": "x" * 129}, "image_tag"),
+        ({"env_vars": {"1BAD": "x"}}, "env_vars"),
+        ({"env_vars": {"GOOD": 1}}, "env_vars"),
+        ({"env_vars": {"DOK_IDENTIFIER": "x"}}, "env_vars"),
+        ({"env_vars": ["A=1"]}, "env_vars"),
+        ({"files": {"data.csv": "relative/path"}}, "files"),
+        ({"files": {"data.csv": "/opt/dok/flow.dokflow"}}, "files"),
+        ({"files": {"data.csv": "/app/../etc/passwd"}}, "files"),
+        ({"max_workers": 0}, "max_workers"),
+        ({"max_workers": True}, "max_workers"),
+        ({"max_workers": 2.0}, "max_workers"),
+        ({"min_workers": -1}, "min_workers"),
+        ({"min_workers": 3, "max_workers": 2}, "min_workers"),
+        ({"namespace": "Default"}, "namespace"),
+        ({"namespace": "a" * 64}, "namespace"),
+        ({"namespace": "-x"}, "namespace"),
+        ({"bundle_sha256": "abc"}, "bundle_sha256"),
+        ({"flow_name": ""}, "flow_name"),
+    ],
+)
+def test_bad_values_name_the_argument(kwargs, argument):
+    with pytest.raises(EnvironmentConfigError, match=rf"DaskOnKubernetesEnvironment\({argument}="):
+        Env(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "base_image",
+    ["python:3.11-slim", "localhost:5000/team/img:tag", "ubuntu", "registry.example.com/a/b@sha256:" + "0" * 64],
+)
+def test_good_base_images(base_image):
+    assert Env(base_image=base_image).base_image == base_image
+
+
+def test_image_reference_once_built():
+    env = Env(registry_url="localhost:5000", image_name="dok/fanout", image_tag="v1")
+    assert env.image is None  # not built yet
+    built = env.with_image(flow_name="fanout", bundle_sha256=SHA)
+    assert built.image == "localhost:5000/dok/fanout:v1"
+    assert Env(image_name="fanout", image_tag="v1", bundle_sha256=SHA).image == "fanout:v1"
+    with pytest.raises(EnvironmentConfigError, match="image_tag"):
+        env.with_image(image_tag="-bad")
+
+
+def test_dict_round_trip_is_json_safe():
+    env = Env(registry_url="localhost:5000", python_dependencies=["pandas"], image_name="x", image_tag="y",
+              env_vars={"A": "1"}, files={"data.csv": "/app/data.csv"}, max_workers=4, min_workers=1,
+              namespace="dok-test", flow_name="fanout", bundle_sha256=SHA)
+    d = json.loads(json.dumps(env.to_dict()))
+    assert Env.from_dict(d) == env
+    with pytest.raises(EnvironmentConfigError, match="unknown DaskOnKubernetesEnvironment field.*colour"):
+        Env.from_dict({**d, "colour": "blue"})
+
+
+def test_methods_without_the_package_raise_not_implemented(monkeypatch):
+    real = environment_module.importlib.import_module
+
+    def fake_import(name, *a, **k):
+        if name.startswith("dok.") and name != "dok.core":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(environment_module.importlib, "import_module", fake_import)
+    env = Env()
+    with pytest.raises(NotImplementedError, match=r"dok\.builder.*install dok-builder \(pip install \./builder\)"):
+        env.build(object())
+    with pytest.raises(NotImplementedError, match=r"pip install \./launcher"):
+        env.setup()
+    with pytest.raises(NotImplementedError, match=r"pip install \./launcher"):
+        env.execute()
+    with pytest.raises(NotImplementedError, match=r"pip install \./runner"):
+        env.run()
+
+
+def test_methods_delegate_to_the_packages(monkeypatch):
+    calls = []
+    fake = {
+        "dok.builder": types.SimpleNamespace(build=lambda env, flow, push: calls.append(("build", flow, push)) or "b"),
+        "dok.launcher": types.SimpleNamespace(setup=lambda env: calls.append(("setup",)) or "s",
+                                              execute=lambda env, **kw: calls.append(("execute", kw)) or "e"),
+        "dok.runner": types.SimpleNamespace(run=lambda env, path: calls.append(("run", path)) or "r"),
+    }
+    monkeypatch.setattr(environment_module.importlib, "import_module", lambda name: fake[name])
+    env = Env()
+    assert env.build("FLOW", push=False) == "b"
+    assert env.setup() == "s"
+    assert env.execute(parameters={"n": 1}) == "e"
+    assert env.run("/x.dokflow") == "r"
+    assert calls == [("build", "FLOW", False), ("setup",), ("execute", {"parameters": {"n": 1}}), ("run", "/x.dokflow")]
+
+
+def test_missing_function_in_package(monkeypatch):
+    monkeypatch.setattr(environment_module.importlib, "import_module", lambda name: types.SimpleNamespace())
+    with pytest.raises(NotImplementedError, match=r"dok\.runner does not provide run\(\)"):
+        Env().run()

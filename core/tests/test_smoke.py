@@ -1,3 +1,0 @@
-def test_imports():
-    import dok.core
-    assert dok.core.__doc__

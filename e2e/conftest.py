@@ -1,0 +1,103 @@
+"""pytest fixtures for dok's end-to-end tests against a real Kubernetes cluster (tools/cluster).
+
+Fixtures (reuse them from any e2e/test_*.py):
+- `cluster` (session) -> `e2e.helpers.Cluster`: `.kubeconfig` (Path, also exported as $KUBECONFIG for
+  code under test), `.api_client` (kubernetes.client.ApiClient), `.core` / `.batch` / `.rbac` (API objects),
+  `.load_image(tag)`, `.server_version`, `.started_by_session`. Brought up with `tools/cluster ... up` when it is not running
+  (the first time this builds Kubernetes: 10-20 min). At the end of the session it is torn down only if this
+  session started it, unless `--keep-cluster` or DOK_E2E_KEEP_CLUSTER=1. A cluster that was already up
+  is always left running.
+- `namespace` (function) -> str: a fresh namespace `e2e-<test>-<random>` whose default ServiceAccount
+  exists (with its token Secret on Kubernetes < 1.24, so pods can start at once); deleted afterwards
+  (its pods first, with no grace period). Keep it with DOK_E2E_KEEP_NAMESPACES=1.
+- `image_builder` (session) -> callable `(tag, files={name: content}, dockerfile_tail="") -> tag`:
+  a test image FROM the project base image `dok-base:bookworm-py3.11` (built if missing), files copied
+  to /opt/test/, loaded into the cluster. Pods must use `imagePullPolicy: Never` (helpers.pod_manifest does).
+Helpers (`from e2e import helpers`): `list_by_label(cluster, "pods", {"k": "v"}, namespace=ns)`,
+`delete_by_label(...)`, `wait_for(what, probe)`, `wait_pod_phase`, `wait_pod_ip`, `wait_job_complete`,
+`pod_logs`, `pod_manifest`, `job_manifest`, `service_manifest`; `from e2e import helpers_images` for
+`ensure_base_image()` / `build_image()`.
+Bazel: e2e targets take `deps = [":harness"]` (it carries `//tools/cluster:cluster` as data), `size = "large"`,
+`tags = E2E_TAGS`, and are listed in `//e2e:everything` (see e2e/BUILD).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+if str(Path(__file__).parent.parent) not in sys.path:  # make `e2e.helpers` importable outside Bazel too
+    sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from kubernetes import client as k8s  # noqa: E402
+
+from e2e import helpers, helpers_images  # noqa: E402
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--keep-cluster", action="store_true", default=False,
+                     help="leave the cluster running after the session (also: DOK_E2E_KEEP_CLUSTER=1)")
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest) -> Iterator[helpers.Cluster]:
+    was_up = helpers.cluster_is_up()
+    if not was_up:
+        started = time.monotonic()
+        if helpers.run_cluster_tool("up").returncode != 0:
+            pytest.fail("`tools/cluster up` failed (see its output above)")
+        print(f"e2e: cluster brought up in {time.monotonic() - started:.0f}s", file=sys.stderr)
+    kubeconfig = helpers.kubeconfig_path()
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(kubeconfig)
+    handle = helpers.Cluster.connect(kubeconfig, started_by_session=not was_up)
+    try:
+        yield handle
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        keep = request.config.getoption("--keep-cluster") or os.environ.get("DOK_E2E_KEEP_CLUSTER") == "1"
+        if handle.started_by_session and not keep:
+            helpers.run_cluster_tool("down")
+
+
+def _namespace_name(node_name: str) -> str:
+    base = re.sub(r"[^a-z0-9-]+", "-", node_name.lower()).strip("-")[:40].strip("-")
+    return f"e2e-{base}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture
+def namespace(cluster: helpers.Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    name = _namespace_name(request.node.name)
+    core = cluster.core
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": name, "labels": {"dok.dev/e2e": "true"}}})
+
+    helpers.wait_for(f"the default ServiceAccount of {name} (and its token)",
+                     lambda: cluster.service_account_ready(name), timeout=60)
+    try:
+        yield name
+    finally:
+        if os.environ.get("DOK_E2E_KEEP_NAMESPACES") != "1":
+            try:
+                core.delete_collection_namespaced_pod(name, grace_period_seconds=0)
+                core.delete_namespace(name, body=k8s.V1DeleteOptions(propagation_policy="Background"))
+            except k8s.ApiException as err:
+                if err.status != 404:
+                    raise
+
+
+@pytest.fixture(scope="session")
+def image_builder(cluster: helpers.Cluster) -> Callable[..., str]:
+    def build(tag: str, files: dict[str, str | bytes], dockerfile_tail: str = "") -> str:
+        return helpers_images.build_test_image(cluster, tag, files=files, dockerfile_tail=dockerfile_tail)
+    return build

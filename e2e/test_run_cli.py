@@ -1,0 +1,189 @@
+"""e2e: the `dok` CLI against the real cluster — exit codes and output.
+
+- a successful flow exits 0 and prints its result;
+- a failing task exits 1 and prints the task's error;
+- a missing image exits 3 with the pull error within a bounded time;
+- `--detach` prints the identifier; `dok status` / `dok logs` / `dok cleanup` work with it;
+- `dok status`/`logs`/`cancel` on an unknown identifier exit 2 with a one-line error.
+
+The CLI runs as a subprocess (`python -m dok.launcher`, the same code as `tools/dok`) with the cluster's
+kubeconfig; each test gets a fresh namespace. Images come from dok.builder (base image $DOK_BASE_IMAGE,
+default dok-base:bookworm-py3.11).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from e2e import helpers
+
+IDENT_LABEL = "dok.dev/identifier"
+RUN_LINE = re.compile(r"\[dok\] run ([0-9a-f-]{36}):")
+
+OK_FLOW = '''
+from dok.core import Flow, Parameter, task
+
+@task
+def numbers(n):
+    return list(range(int(n)))
+
+@task
+def inc(x):
+    return x + 1
+
+@task
+def total(xs):
+    return sum(xs)
+
+with Flow("e2e-ok") as flow:
+    n = Parameter("n", default=4)
+    total(inc.map(numbers(n)))
+'''
+
+FAILING_FLOW = '''
+from dok.core import Flow, task
+
+@task
+def start():
+    return 21
+
+@task
+def explode(x):
+    raise ValueError(f"boom {x * 2}")
+
+with Flow("e2e-failing") as flow:
+    explode(start())
+'''
+
+
+# ---- helpers (kept in this file: Bazel runs each e2e file as its own target) -----------------------------
+def dok_env(cluster: helpers.Cluster) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    env["KUBECONFIG"] = str(cluster.kubeconfig)
+    env.setdefault("DOK_BASE_IMAGE", "dok-base:bookworm-py3.11")
+    if "DOK_BUILD_CA_BUNDLE" not in env and Path("/etc/ssl/certs/ca-certificates.crt").is_file():
+        env["DOK_BUILD_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
+    env.pop("BUILD_WORKING_DIRECTORY", None)
+    env.pop("DOK_WORKING_DIRECTORY", None)
+    return env
+
+
+def dok(cluster: helpers.Cluster, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "dok.launcher", *args], env=dok_env(cluster),
+                          capture_output=True, text=True, timeout=timeout)
+    sys.stderr.write(f"$ dok {' '.join(args)}  -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n")
+    return proc
+
+
+def flow_file(tmp_path: Path, source: str, name: str = "flow.py") -> str:
+    path = tmp_path / name
+    path.write_text(source)
+    return str(path)
+
+
+def identifier_of(text: str) -> str:
+    match = RUN_LINE.search(text)
+    assert match, f"no '[dok] run <id>:' line in:\n{text}"
+    return match.group(1)
+
+
+def remaining(cluster: helpers.Cluster, namespace: str, identifier: str) -> list[str]:
+    sel = {IDENT_LABEL: identifier}
+    return ([f"job/{j.metadata.name}" for j in helpers.list_by_label(cluster, "jobs", sel, namespace=namespace)]
+            + [f"pod/{p.metadata.name}" for p in helpers.list_by_label(cluster, "pods", sel, namespace=namespace)])
+
+
+def wait_gone(cluster: helpers.Cluster, namespace: str, identifier: str, timeout: float = 60.0) -> float:
+    start = time.monotonic()
+    left: list[str] = []
+    while time.monotonic() - start < timeout:
+        left = remaining(cluster, namespace, identifier)
+        if not left:
+            return time.monotonic() - start
+        time.sleep(0.5)
+    raise AssertionError(f"still there {timeout:g} s after the run ended: {left}")
+
+
+# ---- tests -------------------------------------------------------------------------------------------------
+def test_success_exits_0_and_prints_result(cluster, namespace, tmp_path):
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--param", "n=5",
+               "--max-workers", "2")
+    assert proc.returncode == 0
+    assert "Success" in proc.stdout
+    assert "'total': 15" in proc.stdout  # 1+2+3+4+5
+    assert "Traceback" not in proc.stderr
+    wait_gone(cluster, namespace, identifier_of(proc.stderr))
+
+
+def test_failing_task_exits_1_and_prints_error(cluster, namespace, tmp_path):
+    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace)
+    assert proc.returncode == 1
+    assert "explode" in proc.stdout
+    assert "ValueError: boom 42" in proc.stdout
+    assert "Failed" in proc.stdout
+    wait_gone(cluster, namespace, identifier_of(proc.stderr))
+
+
+def test_missing_image_exits_3_with_pull_error(cluster, namespace, tmp_path):
+    # A registry address on this machine where nothing listens: the pull fails at once, no traffic leaves.
+    image = "127.0.0.1:1/dok-e2e-missing:nope"
+    start = time.monotonic()
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--image", image, timeout=180)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 3
+    assert elapsed < 120, f"took {elapsed:.0f} s"
+    assert image in proc.stderr
+    assert re.search(r"ImagePullBackOff|ErrImagePull", proc.stderr)
+    assert "Traceback" not in proc.stderr
+    wait_gone(cluster, namespace, identifier_of(proc.stderr))
+
+
+def test_detach_then_status_logs_cleanup(cluster, namespace, tmp_path):
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--detach")
+    assert proc.returncode == 0
+    identifier = proc.stdout.strip().splitlines()[-1]
+    assert re.fullmatch(r"[0-9a-f-]{36}", identifier)
+
+    def finished():
+        st = dok(cluster, "status", identifier, "-n", namespace, timeout=60)
+        assert st.returncode == 0
+        return st if "Succeeded" in st.stdout else None
+
+    status = helpers.wait_for("the detached run to finish", finished, timeout=180, interval=2)
+    assert f"run:        {identifier}" in status.stdout
+    assert "'total': 10" in status.stdout
+
+    logs = dok(cluster, "logs", identifier, "-n", namespace, timeout=60)
+    assert logs.returncode == 0
+    assert identifier in logs.stdout  # the runner names its run in its log
+
+    lst = dok(cluster, "list", "-n", namespace, timeout=60)
+    assert identifier in lst.stdout
+
+    cleanup = dok(cluster, "cleanup", identifier, "-n", namespace, timeout=120)
+    assert cleanup.returncode == 0
+    assert remaining(cluster, namespace, identifier) == []
+    gone = dok(cluster, "status", identifier, "-n", namespace, timeout=60)
+    assert gone.returncode == 2
+
+
+@pytest.mark.parametrize("command", ["status", "logs", "cancel", "cleanup"])
+def test_unknown_identifier_exits_2(cluster, namespace, command):
+    proc = dok(cluster, command, "00000000-0000-0000-0000-000000000000", "-n", namespace, timeout=60)
+    assert proc.returncode == 2
+    assert "no run with identifier" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_namespace_that_does_not_exist_exits_2(cluster, tmp_path):
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", "dok-e2e-no-such-namespace", timeout=120)
+    assert proc.returncode == 2
+    assert "does not exist" in proc.stderr

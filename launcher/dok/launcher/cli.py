@@ -1,0 +1,223 @@
+"""The `dok` command line: argument parsing, dispatch, exit codes, Ctrl-C.
+
+    dok run FILE[:ATTR] [--param k=v ...] [--local] [--detach] [options]
+    dok build FILE[:ATTR] [--push] [--registry URL]       last stdout line: the image reference
+    dok status ID | dok logs ID [--follow] [--workers] | dok cancel ID
+    dok cleanup ID | --all | dok list | dok setup
+
+Exit codes: 0 the flow succeeded (or the command did its job), 1 the flow failed, 2 usage or
+configuration error, 3 infrastructure error, 130 interrupted. Errors are one line (`dok: error: …`) plus
+a hint; tracebacks only with `--debug`. The commands themselves live in `commands.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, LauncherError
+
+PROG = "dok"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with one-line errors and exit code 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {value}")
+    return value
+
+
+def _seconds(text: str) -> int:
+    raw = text[:-1] if text.endswith("s") else text
+    try:
+        value = int(raw)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole seconds, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _common(parser: argparse.ArgumentParser, *, cluster: bool = True) -> None:
+    S = argparse.SUPPRESS
+    parser.add_argument("--debug", action="store_true", default=S, help="show tracebacks and debug logs")
+    if cluster:
+        parser.add_argument("-n", "--namespace", default=S, help="Kubernetes namespace (default: the "
+                            "environment's, else the kubeconfig context's, else 'default')")
+        parser.add_argument("--kubeconfig", default=S, help="kubeconfig file (default: $KUBECONFIG, "
+                            "~/.kube/config, else the local cluster's when it is up)")
+
+
+def _build_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", metavar="URL", help="registry to tag (and push) the image for")
+    push = parser.add_mutually_exclusive_group()
+    push.add_argument("--push", dest="push", action="store_true", default=None,
+                      help="push the image (default: push when a registry is set)")
+    push.add_argument("--no-push", dest="push", action="store_false", help="do not push the image")
+    parser.add_argument("--base-image", metavar="IMAGE",
+                        help="base image (default: $DOK_BASE_IMAGE, else dok's default)")
+    parser.add_argument("--ca-bundle", metavar="PEM", help="CA bundle for pip during the build "
+                        "(default: $DOK_BUILD_CA_BUNDLE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="dok: run Python flows on Kubernetes with an autoscaling Dask "
+                     "cluster (or locally with --local).")
+    _common(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    run = sub.add_parser("run", help="run a flow (on Kubernetes, or in-process with --local)",
+                         description="Run FILE[:ATTR]'s flow. ATTR defaults to the file's single Flow, else `flow`.")
+    run.add_argument("flow", metavar="FILE[:ATTR]")
+    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                     help="flow parameter (value parsed as JSON when possible); repeatable")
+    run.add_argument("--local", action="store_true", help="run in-process on a local Dask cluster")
+    run.add_argument("--processes", action="store_true", help="--local: workers as processes, not threads")
+    run.add_argument("--min-workers", type=_positive_int, metavar="N", help="fewest Dask workers")
+    run.add_argument("--max-workers", type=_positive_int, metavar="N", help="most Dask workers")
+    run.add_argument("--detach", action="store_true", help="print the run's identifier and return at once")
+    run.add_argument("--image", metavar="REF", help="use this already built image instead of building")
+    run.add_argument("--active-deadline", type=_seconds, metavar="SECONDS", help="Job activeDeadlineSeconds")
+    run.add_argument("--ttl", type=_seconds, metavar="SECONDS", help="Job ttlSecondsAfterFinished")
+    run.add_argument("--worker-start-timeout", type=_seconds, metavar="SECONDS",
+                     help="fail the run when a worker pod cannot start within this time (default 120)")
+    run.add_argument("--secret-env", action="append", default=[], metavar="NAME=SECRET:KEY",
+                     help="environment variable from a Kubernetes Secret (job and worker pods); repeatable")
+    run.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="stop waiting after this long")
+    run.add_argument("--keep", action="store_true", help="do not delete the Job and pods after the run")
+    run.add_argument("-q", "--quiet", action="store_true", help="no log streaming, just the final State")
+    _build_options(run)
+    _common(run)
+
+    build = sub.add_parser("build", help="build (and push) the flow's image; prints the image reference")
+    build.add_argument("flow", metavar="FILE[:ATTR]")
+    _build_options(build)
+    _common(build, cluster=False)
+
+    for name, helptext in (("status", "show a run's state"), ("cancel", "stop a run and delete its objects")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("identifier", metavar="ID")
+        _common(p)
+    logs = sub.add_parser("logs", help="print a run's job pod log")
+    logs.add_argument("identifier", metavar="ID")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
+    logs.add_argument("--workers", action="store_true", help="also print the worker pods' logs")
+    _common(logs)
+    cleanup = sub.add_parser("cleanup", help="delete a run's Job and pods (or every dok run's with --all)")
+    target = cleanup.add_mutually_exclusive_group(required=True)
+    target.add_argument("identifier", metavar="ID", nargs="?")
+    target.add_argument("--all", action="store_true", help="every dok run in the namespace")
+    _common(cleanup)
+    lst = sub.add_parser("list", help="list dok runs in the namespace")
+    _common(lst)
+    setup = sub.add_parser("setup", help="create/verify the runner's ServiceAccount, Role and RoleBinding")
+    _common(setup)
+    return parser
+
+
+def _exit_code_for(exc: BaseException) -> int:
+    code = getattr(exc, "exit_code", None)
+    if isinstance(code, int):
+        return code
+    try:
+        from dok.builder import exceptions as bex
+
+        if isinstance(exc, (bex.DockerUnavailableError, bex.RegistryUnreachableError, bex.PushFailedError)):
+            return EXIT_INFRA
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from dok.core.exceptions import DokError
+
+        if isinstance(exc, DokError):
+            return EXIT_USAGE
+    except ImportError:  # pragma: no cover
+        pass
+    return EXIT_INFRA
+
+
+def report_error(exc: BaseException, *, err: TextIO, debug: bool) -> int:
+    """Print `dok: error: …` (+ hint) and return the exit code."""
+    if debug:
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=err)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    hint = getattr(exc, "hint", None)
+    known = isinstance(exc, LauncherError) or _is_dok_error(exc)
+    if not known:
+        message = f"internal error: {type(exc).__name__}: {message}"
+        hint = hint or ("run with --debug for the traceback" if not debug else None)
+    lines = str(message).splitlines() or [""]
+    print(f"{PROG}: error: {lines[0]}", file=err)
+    for extra in lines[1:]:
+        print(f"  {extra}", file=err)
+    if hint:
+        print(f"  hint: {hint}", file=err)
+    detail = getattr(exc, "detail", None)
+    if detail and detail not in str(message):
+        print(str(detail), file=err)
+    err.flush()
+    return _exit_code_for(exc)
+
+
+def _is_dok_error(exc: BaseException) -> bool:
+    try:
+        from dok.core.exceptions import DokError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(exc, DokError)
+
+
+def _sigterm_as_interrupt() -> None:
+    """`kill <dok run>` behaves like Ctrl-C: the run is cancelled and cleaned up."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (tests)
+        pass
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code (the console script passes it to sys.exit)."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    debug = bool(getattr(args, "debug", False))
+    from . import commands
+
+    _sigterm_as_interrupt()
+    try:
+        return commands.dispatch(args, out=out, err=err)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=err, flush=True)
+        return EXIT_INTERRUPTED
+    except SystemExit:
+        raise
+    except BaseException as exc:  # noqa: BLE001 - everything becomes one line + exit code
+        return report_error(exc, err=err, debug=debug)
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    console_main()

@@ -1,0 +1,401 @@
+"""What each `dok` subcommand does, given parsed arguments (see `cli.py` for the parser and exit codes).
+
+`run --local` loads the flow and runs it in-process (`local.py`). `run` without --local: connect to the
+cluster first (fail fast before any image is built), set up the namespace, build the image through
+`dok.builder.build` (the builder's public API), create the Job, stream, and print the final State; Ctrl-C
+cancels and cleans up (a second Ctrl-C leaves at once, naming what may remain). The other commands act
+on a run by its identifier.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from typing import Any, TextIO
+
+from .exceptions import EXIT_INTERRUPTED, EXIT_SUCCESS, ConfigError, UsageError
+from .flowfile import LoadedFlow, load_flow, resolve_path
+from .params import check_params, parse_params
+from .render import exit_code_for, summary
+
+
+def dispatch(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    fn = {"run": cmd_run, "build": cmd_build, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
+          "cleanup": cmd_cleanup, "list": cmd_list, "setup": cmd_setup}[args.command]
+    return fn(args, out=out, err=err)
+
+
+def _debug(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "debug", False))
+
+
+def _say(err: TextIO, text: str) -> None:
+    print(f"[dok] {text}", file=err, flush=True)
+
+
+# -- flow and parameters --------------------------------------------------------------------------
+def load_with_params(args: argparse.Namespace) -> tuple[LoadedFlow, dict[str, Any]]:
+    loaded = load_flow(args.flow)
+    params = parse_params(args.param)
+    check_params(loaded.flow, params)
+    resolve = getattr(loaded.flow, "resolve_parameters", None)
+    if callable(resolve):  # missing required parameters fail now, not in the pod
+        try:
+            resolve(params)
+        except Exception as exc:  # ParameterError
+            raise UsageError(str(exc), hint="pass it with --param NAME=VALUE") from exc
+    return loaded, params
+
+
+# -- local mode ----------------------------------------------------------------------------------------
+def run_local_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from .local import LocalOptions, default_max_workers, run_local
+
+    loaded, params = load_with_params(args)
+    env = loaded.environment
+    max_workers = args.max_workers
+    if max_workers is None:
+        max_workers = getattr(env, "max_workers", None) if env is not None else None
+        max_workers = max(max_workers or 0, default_max_workers())
+    min_workers = args.min_workers if args.min_workers is not None else min(1, max_workers)
+    if args.max_workers is None and min_workers > max_workers:
+        max_workers = min_workers
+    options = LocalOptions(min_workers=min_workers, max_workers=max_workers, processes=args.processes)
+    name = getattr(loaded.flow, "name", loaded.attr)
+    print(f"[dok] running flow {name!r} locally" + (f" with {params}" if params else ""), file=out, flush=True)
+    state = run_local(loaded.flow, parameters=params, options=options, out=out, debug=_debug(args))
+    print(summary(state, flow_name=name, verbose=_debug(args)), file=out, flush=True)
+    return exit_code_for(state)
+
+
+# -- environments and images ------------------------------------------------------------------------
+def _env_class() -> Any:
+    from dok.core import DaskOnKubernetesEnvironment
+
+    return DaskOnKubernetesEnvironment
+
+
+def _replace_env(env: Any, **changes: Any) -> Any:
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if not changes:
+        return env
+    if dataclasses.is_dataclass(env):
+        known = {f.name for f in dataclasses.fields(env)}
+        unknown = set(changes) - known
+        if unknown:
+            raise UsageError(f"this dok core has no environment setting(s) {', '.join(sorted(unknown))}")
+        return dataclasses.replace(env, **changes)
+    data = dict(env.to_dict())
+    data.update(changes)
+    return type(env).from_dict(data)
+
+
+def _default_field(cls: Any, name: str) -> Any:
+    if dataclasses.is_dataclass(cls):
+        for f in dataclasses.fields(cls):
+            if f.name == name and f.default is not dataclasses.MISSING:
+                return f.default
+            if f.name == name and f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    return None
+
+
+def make_env(loaded: LoadedFlow, args: argparse.Namespace) -> Any:
+    """The flow file's environment (or a default one) with the command line's settings on top."""
+    cls = _env_class()
+    env = loaded.environment if loaded.environment is not None else cls()
+    base_image = getattr(args, "base_image", None)
+    if not base_image and os.environ.get("DOK_BASE_IMAGE"):
+        current = getattr(env, "base_image", None)
+        if current in (None, "", _default_field(cls, "base_image")):
+            base_image = os.environ["DOK_BASE_IMAGE"]
+    changes: dict[str, Any] = {
+        "base_image": base_image,
+        "registry_url": getattr(args, "registry", None),
+        "namespace": getattr(args, "namespace", None),
+        "min_workers": getattr(args, "min_workers", None),
+        "max_workers": getattr(args, "max_workers", None),
+    }
+    mn, mx = changes["min_workers"], changes["max_workers"]
+    cur_min = getattr(env, "min_workers", 0) or 0
+    cur_max = getattr(env, "max_workers", 1) or 1
+    if mx is not None and mn is None and cur_min > mx:
+        changes["min_workers"] = mx
+    if mn is not None and mx is None and mn > cur_max:
+        changes["max_workers"] = mn
+    try:
+        return _replace_env(env, **changes)
+    except (ValueError, TypeError) as exc:
+        if isinstance(exc, UsageError):
+            raise
+        raise UsageError(str(exc).splitlines()[0], hint="fix the option it names") from exc
+
+
+def ca_bundle_of(args: argparse.Namespace) -> str | None:
+    value = getattr(args, "ca_bundle", None)
+    if not value:
+        return None  # the builder falls back to $DOK_BUILD_CA_BUNDLE
+    path = resolve_path(value)
+    if not path.is_file():
+        raise UsageError(f"--ca-bundle {value!r} does not exist", hint="give a PEM file")
+    return str(path)
+
+
+def _make_runner_findable() -> None:
+    """Images need the runner's sources, which the builder finds on sys.path (without importing them).
+    Under `bazel run //launcher:dok` the runner is not in the binary's runfiles (launcher may not depend
+    on it), so look for it in the source tree Bazel ran from."""
+    import importlib.util
+
+    try:
+        if importlib.util.find_spec(".".join(("dok", "runner"))) is not None:
+            return
+    except (ImportError, ValueError):
+        pass
+    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
+    candidate = os.path.join(workspace, "runner") if workspace else None
+    if candidate and os.path.isdir(os.path.join(candidate, "dok", "runner")):
+        import dok
+
+        sys.path.append(candidate)
+        dok.__path__.append(os.path.join(candidate, "dok"))  # the namespace package's search path
+
+
+def build_image(env: Any, loaded: LoadedFlow, args: argparse.Namespace, *, err: TextIO) -> Any:
+    """`dok.builder.build(...)`; returns the built environment (its `.image` is the reference)."""
+    import dok.builder
+
+    _make_runner_findable()
+
+    push = args.push if args.push is not None else bool(getattr(env, "registry_url", None))
+    if push and not getattr(env, "registry_url", None):
+        raise UsageError("--push needs a registry", hint="add --registry HOST:PORT (e.g. localhost:5000)")
+    _say(err, f"building the image for flow {getattr(loaded.flow, 'name', loaded.attr)!r}"
+              + (" (and pushing it)" if push else ""))
+    started = time.monotonic()
+    built = dok.builder.build(env, loaded.flow, push=push, ca_bundle=ca_bundle_of(args))
+    _say(err, f"image {built.image} ready in {time.monotonic() - started:.1f}s")
+    return built
+
+
+def cmd_build(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    loaded = load_flow(args.flow)
+    env = make_env(loaded, args)
+    built = build_image(env, loaded, args, err=err)
+    print(built.image, file=out, flush=True)
+    return EXIT_SUCCESS
+
+
+# -- cluster -----------------------------------------------------------------------------------------
+def connect(args: argparse.Namespace) -> Any:
+    from .kube import Kube
+
+    return Kube.connect(kubeconfig=getattr(args, "kubeconfig", None))
+
+
+def namespace_of(args: argparse.Namespace, kube: Any, env: Any = None) -> str:
+    from .manifests import validate_namespace
+
+    ns = getattr(args, "namespace", None) or getattr(env, "namespace", None) or kube.default_namespace
+    validate_namespace(ns)
+    return ns
+
+
+def _secret_env(items: list[str]) -> dict[str, Any]:
+    from .manifests import SecretRef, validate_env_name
+
+    refs: dict[str, Any] = {}
+    for item in items:
+        name, sep, ref = item.partition("=")
+        if not sep:
+            raise UsageError(f"malformed --secret-env {item!r}", hint="write NAME=SECRET:KEY")
+        validate_env_name(name)
+        refs[name] = SecretRef.parse(ref)
+    return refs
+
+
+def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    if args.local:
+        return run_local_command(args, out=out, err=err)
+    from .launch import execute
+    from .prepare import setup
+
+    loaded, params = load_with_params(args)
+    env = make_env(loaded, args)
+    secret_env = _secret_env(args.secret_env)
+    kube = connect(args)
+    namespace = namespace_of(args, kube, env)
+    version = kube.ping()
+    _say(err, f"cluster {kube.host} ({version or 'unknown version'}), namespace {namespace}")
+    done = setup(env, namespace=namespace, kube=kube)
+    if done.created or done.updated:
+        _say(err, f"set up namespace {namespace}: " + ", ".join(done.created + done.updated))
+    if args.image:
+        env_image = args.image
+        flow_name = getattr(loaded.flow, "name", None)
+    else:
+        env = build_image(env, loaded, args, err=err)
+        env_image = None
+        flow_name = getattr(env, "flow_name", None) or getattr(loaded.flow, "name", None)
+    handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
+                     image=env_image, min_workers=args.min_workers, max_workers=args.max_workers,
+                     active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
+                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out)
+    _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")
+    if args.detach:
+        print(handle.identifier, file=out, flush=True)
+        return EXIT_SUCCESS
+    return wait_attached(handle, args, out=out, err=err)
+
+
+def wait_attached(handle: Any, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    """Wait for the run in the foreground; Ctrl-C cancels it and cleans up (twice: leave at once)."""
+    try:
+        state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=not args.keep)
+    except KeyboardInterrupt:
+        _say(err, f"Ctrl-C: cancelling run {handle.identifier} and deleting its Job and pods "
+                  "(Ctrl-C again to exit at once)")
+        try:
+            handle.cancel()
+            remaining = handle.cleanup(timeout=60)
+        except KeyboardInterrupt:
+            print(_leftover_message(handle), file=err, flush=True)
+            return EXIT_INTERRUPTED
+        if remaining:
+            _say(err, f"still there after 60 s: {', '.join(remaining)}; "
+                      f"retry with `dok cleanup {handle.identifier} -n {handle.namespace}`")
+        else:
+            _say(err, f"run {handle.identifier} cancelled; nothing of it is left in the cluster")
+        return EXIT_INTERRUPTED
+    print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True), file=out, flush=True)
+    return exit_code_for(state)
+
+
+def _leftover_message(handle: Any) -> str:
+    return (f"[dok] exiting now. These may remain in namespace {handle.namespace}: Job {handle.job_name} and "
+            f"pods labelled dok.dev/identifier={handle.identifier}. Remove them with: "
+            f"dok cleanup {handle.identifier} -n {handle.namespace}")
+
+
+def _attach(args: argparse.Namespace, *, out: TextIO) -> Any:
+    from .handle import RunHandle
+
+    kube = connect(args)
+    return RunHandle.attach(args.identifier, kube=kube, namespace=namespace_of(args, kube), out=out)
+
+
+def cmd_status(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    handle = _attach(args, out=out)
+    st = handle.status()
+    workers = ", ".join(f"{n} {phase}" for phase, n in sorted(st.workers.items())) or "none"
+    lines = [f"run:        {st.identifier}", f"flow:       {st.flow_name or '?'}",
+             f"namespace:  {st.namespace}", f"job:        {st.job_name or '(deleted)'}",
+             f"job pod:    {st.job_pod or '(none)'} {st.phase}" + (f" ({st.pod_reason})" if st.pod_reason else ""),
+             f"workers:    {workers}"]
+    if st.created:
+        lines.append(f"created:    {st.created}")
+    print("\n".join(lines), file=out)
+    if st.state is not None:
+        print(summary(st.state, flow_name=st.flow_name, verbose=_debug(args), result_reprs=True), file=out)
+    out.flush()
+    return EXIT_SUCCESS
+
+
+def cmd_logs(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    handle = _attach(args, out=out)
+    handle.logs(follow=args.follow, workers=args.workers, emit=lambda line: print(line, file=out, flush=True))
+    return EXIT_SUCCESS
+
+
+def cmd_cancel(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    handle = _attach(args, out=out)
+    handle.cancel()
+    remaining = handle.cleanup(timeout=60)
+    if remaining:
+        raise ConfigError(f"run {handle.identifier} cancelled, but still there after 60 s: {', '.join(remaining)}",
+                          hint=f"retry `dok cleanup {handle.identifier}`")
+    print(f"cancelled run {handle.identifier}; nothing of it is left", file=out, flush=True)
+    return EXIT_SUCCESS
+
+
+def cmd_cleanup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from dok.core import labels as core_labels
+
+    from .handle import RunHandle
+
+    kube = connect(args)
+    ns = namespace_of(args, kube)
+    if args.all:
+        sel = f"{core_labels.MANAGED_BY_LABEL}=dok,{core_labels.IDENTIFIER_LABEL}"
+        ids = sorted({(o.metadata.labels or {}).get(core_labels.IDENTIFIER_LABEL)
+                      for o in kube.list_jobs(ns, sel) + kube.list_pods(ns, sel)} - {None})
+    else:
+        ids = [args.identifier]
+        RunHandle.attach(args.identifier, kube=kube, namespace=ns)  # RunNotFound for an unknown ID
+    leftovers: list[str] = []
+    for identifier in ids:
+        handle = RunHandle(kube=kube, identifier=identifier, namespace=ns, out=out)
+        remaining = handle.cleanup(timeout=60)
+        leftovers += remaining
+        print(f"cleaned up run {identifier}" + (f" (still there: {', '.join(remaining)})" if remaining else ""),
+              file=out, flush=True)
+    if args.all and not ids:
+        print(f"no dok runs in namespace {ns}", file=out, flush=True)
+    if leftovers:
+        raise ConfigError(f"still there after 60 s: {', '.join(leftovers)}", hint="rerun dok cleanup")
+    return EXIT_SUCCESS
+
+
+def cmd_list(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from dok.core import labels as core_labels
+
+    from .handle import _job_phase
+
+    kube = connect(args)
+    ns = namespace_of(args, kube)
+    sel = f"{core_labels.MANAGED_BY_LABEL}=dok,{core_labels.IDENTIFIER_LABEL}"
+    jobs = kube.list_jobs(ns, sel)
+    pods = kube.list_pods(ns, sel)
+    workers: dict[str, int] = {}
+    for p in pods:
+        labels = p.metadata.labels or {}
+        if labels.get(core_labels.COMPONENT_LABEL) != "job":
+            key = labels.get(core_labels.IDENTIFIER_LABEL, "")
+            workers[key] = workers.get(key, 0) + 1
+    rows = [("IDENTIFIER", "FLOW", "STATUS", "WORKERS", "CREATED")]
+    for job in sorted(jobs, key=lambda j: str(j.metadata.creation_timestamp)):
+        labels = job.metadata.labels or {}
+        ident = labels.get(core_labels.IDENTIFIER_LABEL, "?")
+        rows.append((ident, labels.get(core_labels.FLOW_LABEL, "?"), _job_phase(job), str(workers.get(ident, 0)),
+                     str(job.metadata.creation_timestamp or "")))
+    if len(rows) == 1:
+        print(f"no dok runs in namespace {ns}", file=out, flush=True)
+        return EXIT_SUCCESS
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=out)
+    out.flush()
+    return EXIT_SUCCESS
+
+
+def cmd_setup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from .prepare import setup
+
+    kube = connect(args)
+    ns = namespace_of(args, kube)
+    res = setup(None, namespace=ns, kube=kube)
+    for what, items in (("created", res.created), ("updated", res.updated), ("verified", res.verified)):
+        if items:
+            print(f"{what}: {', '.join(items)}", file=out)
+    print(f"namespace {ns} is ready for dok runs (service account {res.service_account})", file=out, flush=True)
+    return EXIT_SUCCESS
+
+
+if __name__ == "__main__":  # pragma: no cover
+    from .cli import console_main
+
+    console_main()
+    sys.exit(0)

@@ -1,0 +1,75 @@
+"""Errors raised by dok.launcher, each with the CLI exit code it maps to and a hint that says what to do.
+
+Exit codes (the CLI's contract): 0 the flow succeeded, 1 the flow failed, 2 usage or configuration error
+(bad file, bad parameter, unknown identifier, missing permission), 3 infrastructure error (cluster
+unreachable, image pull failure, job pod deleted, …), 130 interrupted by Ctrl-C.
+"""
+
+from __future__ import annotations
+
+try:  # core's base class, when core provides it
+    from dok.core.exceptions import DokError as _Base
+except Exception:  # pragma: no cover - core not importable (should not happen under Bazel)
+    _Base = Exception
+
+EXIT_SUCCESS = 0
+EXIT_FLOW_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INFRA = 3
+EXIT_INTERRUPTED = 130
+
+
+class LauncherError(_Base):
+    """Base of every launcher error: a one-line message, an optional hint, and the CLI exit code."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class UsageError(LauncherError):
+    """The command line or a library argument is wrong (bad file, attribute, parameter, option)."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(LauncherError):
+    """The configuration does not work: no kubeconfig, namespace missing, environment not built, …"""
+
+    exit_code = EXIT_USAGE
+
+
+class PermissionDenied(ConfigError):
+    """The caller (or the runner's service account) lacks a Kubernetes permission; names which."""
+
+
+class RunNotFound(ConfigError):
+    """No run (Job) with this identifier in the namespace."""
+
+
+class InfrastructureError(LauncherError):
+    """The platform failed, not the flow: cluster unreachable, image pull failure, job pod deleted, …"""
+
+    exit_code = EXIT_INFRA
+
+
+class ClusterUnreachable(InfrastructureError):
+    """The Kubernetes API server cannot be reached (connection refused, DNS, TLS, timeout)."""
+
+
+class ImagePullError(InfrastructureError):
+    """The job pod's image cannot be pulled."""
+
+
+class PodLost(InfrastructureError):
+    """The job pod disappeared or ended without reporting the flow's State."""
+
+
+class WaitTimeout(InfrastructureError):
+    """Waiting for the run exceeded the given timeout."""

@@ -1,0 +1,168 @@
+"""`setup(env)`: make a namespace ready for dok runs, or say precisely what is missing.
+
+1. The API server is reachable and the namespace exists.
+2. The caller may do what `dok` does (SelfSubjectAccessReview): create/get/list/delete Jobs; get/list/
+   delete pods; get pods/log. Missing ones are listed together in one PermissionDenied.
+3. The runner's least-privilege ServiceAccount, Role and RoleBinding (`dok-runner`) exist: created when
+   missing; when present, the Role's rules are checked against what the runner needs (impersonation-free:
+   we read the Role and the RoleBinding rather than act as the service account) and a dok-managed Role is
+   repaired; a foreign one that lacks rules is reported by name.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dok.core import labels as core_labels
+
+from .exceptions import ConfigError, PermissionDenied
+from .kube import Access, Kube, is_conflict
+from .manifests import (RUNNER_NAME, missing_rules, role_binding_manifest, role_manifest,
+                        service_account_manifest, validate_namespace)
+
+CALLER_NEEDS: tuple[tuple[str, str, str, str], ...] = (
+    # verb, resource, group, subresource
+    ("create", "jobs", "batch", ""),
+    ("get", "jobs", "batch", ""),
+    ("list", "jobs", "batch", ""),
+    ("delete", "jobs", "batch", ""),
+    ("get", "pods", "", ""),
+    ("list", "pods", "", ""),
+    ("delete", "pods", "", ""),
+    ("get", "pods", "", "log"),
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetupResult:
+    """What setup found and did in `namespace`."""
+
+    namespace: str
+    service_account: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)
+
+
+def check_caller(kube: Kube, namespace: str) -> None:
+    """PermissionDenied listing every permission the caller lacks for running flows in `namespace`."""
+    missing = []
+    for verb, resource, group, sub in CALLER_NEEDS:
+        access = Access(verb=verb, resource=resource, group=group, subresource=sub, namespace=namespace)
+        allowed, _reason = kube.can_i(access)
+        if not allowed:
+            missing.append(str(access).replace(f" in namespace {namespace}", ""))
+    if missing:
+        raise PermissionDenied(f"you may not {', '.join(missing)} in namespace {namespace!r}",
+                               hint="ask a cluster admin for a Role with these verbs bound to you")
+
+
+def _is_ours(obj: Any) -> bool:
+    labels = (obj.metadata.labels or {}) if obj.metadata else {}
+    return labels.get(core_labels.MANAGED_BY_LABEL) == "dok"
+
+
+def _rules_as_dicts(role: Any) -> list[dict[str, Any]]:
+    return [{"apiGroups": list(r.api_groups or []), "resources": list(r.resources or []),
+             "verbs": list(r.verbs or [])} for r in (role.rules or [])]
+
+
+def _wait_for_token(kube: Kube, namespace: str, name: str, timeout: float = 20.0) -> None:
+    """Kubernetes < 1.24 refuses pods of a ServiceAccount until its token Secret exists: wait (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        sa = kube.read("ServiceAccount", namespace, name)
+        if sa is not None and sa.secrets:
+            return
+        time.sleep(0.2)
+    raise ConfigError(f"ServiceAccount {namespace}/{name} got no token Secret within {timeout:g} s",
+                      hint="is the cluster's controller-manager (token controller) running?")
+
+
+def needs_token_secrets(version: str) -> bool:
+    """True for servers older than 1.24 (they mount legacy token Secrets)."""
+    import re
+
+    match = re.match(r"v?(\d+)\.(\d+)", version or "")
+    return bool(match) and (int(match.group(1)), int(match.group(2))) < (1, 24)
+
+
+def ensure_runner_rbac(kube: Kube, namespace: str, name: str = RUNNER_NAME, *,
+                       token_secrets: bool = False) -> SetupResult:
+    """Create or verify the runner's ServiceAccount, Role and RoleBinding (and, on Kubernetes < 1.24,
+    wait until the ServiceAccount has its token Secret, without which its pods cannot be created)."""
+    result = SetupResult(namespace=namespace, service_account=name)
+
+    def create(manifest: dict[str, Any]) -> None:
+        kind = manifest["kind"]
+        try:
+            kube.create(manifest)
+            result.created.append(f"{kind}/{name}")
+        except PermissionDenied as exc:
+            raise PermissionDenied(f"{kind} {namespace}/{name} is missing and you may not create it: {exc.message}",
+                                   hint="ask a cluster admin to run `dok setup` (or create it) in this namespace") from exc
+        except ConfigError as exc:  # 409: created concurrently by another dok — fine
+            if not is_conflict(exc.__cause__):
+                raise
+
+    sa = kube.read("ServiceAccount", namespace, name)
+    if sa is None:
+        create(service_account_manifest(namespace, name))
+    else:
+        result.verified.append(f"ServiceAccount/{name}")
+    if token_secrets and (sa is None or not sa.secrets):
+        _wait_for_token(kube, namespace, name)
+
+    wanted_role = role_manifest(namespace, name)
+    role = kube.read("Role", namespace, name)
+    if role is None:
+        create(wanted_role)
+    else:
+        lacking = missing_rules(_rules_as_dicts(role))
+        if lacking and _is_ours(role):
+            kube.replace(wanted_role)
+            result.updated.append(f"Role/{name}")
+        elif lacking:
+            raise PermissionDenied(f"Role {namespace}/{name} (not managed by dok) lacks: {', '.join(lacking)}",
+                                   hint="add these rules, or delete the Role and rerun so dok creates its own")
+        else:
+            result.verified.append(f"Role/{name}")
+
+    wanted_binding = role_binding_manifest(namespace, name)
+    binding = kube.read("RoleBinding", namespace, name)
+    if binding is None:
+        create(wanted_binding)
+    else:
+        ref_ok = binding.role_ref is not None and binding.role_ref.kind == "Role" and binding.role_ref.name == name
+        subject_ok = any(s.kind == "ServiceAccount" and s.name == name and (s.namespace or namespace) == namespace
+                         for s in (binding.subjects or []))
+        if ref_ok and subject_ok:
+            result.verified.append(f"RoleBinding/{name}")
+        elif _is_ours(binding) and ref_ok:
+            kube.replace(wanted_binding)
+            result.updated.append(f"RoleBinding/{name}")
+        elif _is_ours(binding):  # roleRef is immutable: recreate
+            kube._call(f"delete RoleBinding {namespace}/{name}", kube.rbac.delete_namespaced_role_binding, name, namespace)
+            create(wanted_binding)
+        else:
+            raise PermissionDenied(f"RoleBinding {namespace}/{name} (not managed by dok) does not bind "
+                                   f"ServiceAccount {name} to Role {name}",
+                                   hint="fix it, or delete it and rerun so dok creates its own")
+    return result
+
+
+def setup(env: Any = None, *, namespace: str | None = None, kube: Kube | None = None,
+          kubeconfig: str | None = None, check_permissions: bool = True) -> SetupResult:
+    """Prepare `namespace` (default: the environment's) for dok runs; see the module docstring."""
+    kube = kube or Kube.connect(kubeconfig=kubeconfig)
+    ns = namespace or getattr(env, "namespace", None) or kube.default_namespace
+    validate_namespace(ns)
+    version = kube.ping()
+    exists = kube.namespace_exists(ns)
+    if exists is False:
+        raise ConfigError(f"namespace {ns!r} does not exist", hint=f"create it: kubectl create namespace {ns}")
+    if check_permissions:
+        check_caller(kube, ns)
+    return ensure_runner_rbac(kube, ns, token_secrets=needs_token_secrets(version))

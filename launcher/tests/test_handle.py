@@ -1,0 +1,163 @@
+"""RunHandle.wait against a scripted fake cluster: the final State from the termination message, and
+every platform failure as a named InfrastructureError (never a hang); cleanup by label."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fakekube import ID, FakeKube, job, pod  # noqa: E402
+
+from dok.core import Failed, Success, encode_summary  # noqa: E402
+from dok.launcher.exceptions import (ConfigError, ImagePullError, InfrastructureError, PodLost,  # noqa: E402
+                                     RunNotFound, WaitTimeout)
+from dok.launcher.handle import RunHandle, WaitOptions  # noqa: E402
+
+FAST = WaitOptions(poll_interval=0.001, image_pull_grace=0.0, config_error_grace=0.0, unschedulable_timeout=0.0,
+                   pod_create_timeout=0.0, cleanup_timeout=1.0)
+
+
+def handle(kube, lines=None):
+    sink = lines if lines is not None else []
+    h = RunHandle(kube=kube, identifier=ID, namespace="ns", job_name="dok-f-0f8fad5b", flow_name="f")
+    return h, sink
+
+
+def wait(kube, **kw):
+    h, sink = handle(kube)
+    return h.wait(options=FAST, on_line=sink.append, **kw), sink, h
+
+
+def ok_message():
+    st = Success(message="all 2 task(s) succeeded", result={"total": 6},
+                 task_states={"a": Success(), "b": Success()}, start=1.0, end=2.5)
+    return encode_summary(st)
+
+
+def test_success_state_decoded_and_cleaned_up():
+    kube = FakeKube([
+        ([job()], [pod("p", phase="Pending")]),
+        ([job()], [pod("p", phase="Running"), pod("w1", component="worker", phase="Running")]),
+        ([job()], [pod("p", phase="Succeeded", terminated={"message": ok_message()})]),
+    ])
+    state, lines, h = wait(kube)
+    assert state.is_successful()
+    assert "total" in str(state.result)
+    assert kube.deleted_jobs and kube.cleaned  # cleaned up
+    assert any("workers: 1 running" in line for line in lines)
+    assert any(line == "[job] hello from the runner" for line in lines)
+
+
+def test_failed_flow_state_has_task_error():
+    st = Failed(message="1 task(s) failed: explode", task_states={
+        "explode": Failed(message="ValueError: boom", exc_type="ValueError", exc_message="boom")})
+    kube = FakeKube([([job()], [pod("p", phase="Failed", terminated={"message": encode_summary(st),
+                                                                       "exit_code": 1, "reason": "Error"})])])
+    state, _, _ = wait(kube)
+    assert state.is_failed()
+    assert "explode" in state.task_states
+
+
+def test_image_pull_backoff_is_infra_error():
+    kube = FakeKube([([job()], [pod("p", waiting=("ImagePullBackOff", 'Back-off pulling image "nope:1"'))])])
+    with pytest.raises(ImagePullError) as info:
+        wait(kube)
+    assert info.value.exit_code == 3
+    assert "nope:1" in info.value.message and "ImagePullBackOff" in info.value.message
+    assert kube.cleaned  # nothing left behind
+
+
+def test_err_image_pull_waits_for_grace():
+    kube = FakeKube([([job()], [pod("p", waiting=("ErrImagePull", "not found"))])])
+    h, sink = handle(kube)
+    opts = WaitOptions(poll_interval=0.001, image_pull_grace=0.05)
+    with pytest.raises(ImagePullError):
+        h.wait(options=opts, on_line=sink.append)
+    assert kube.polls > 2
+
+
+def test_missing_secret_is_config_error():
+    kube = FakeKube([([job()], [pod("p", waiting=("CreateContainerConfigError", 'secret "db" not found'))])])
+    with pytest.raises(ConfigError, match='secret "db" not found'):
+        wait(kube)
+
+
+def test_unschedulable_is_bounded():
+    kube = FakeKube([([job()], [pod("p", unschedulable="0/1 nodes are available: 1 Insufficient cpu.")])])
+    with pytest.raises(InfrastructureError, match="Insufficient cpu"):
+        wait(kube)
+
+
+def test_job_pod_deleted_by_hand():
+    kube = FakeKube([([job()], [pod("p", phase="Running")]), ([job()], [])])
+    with pytest.raises(PodLost, match="deleted") as info:
+        wait(kube)
+    assert info.value.exit_code == 3
+
+
+def test_job_pod_terminating_not_by_us():
+    kube = FakeKube([([job()], [pod("p", phase="Running")]), ([job()], [pod("p", phase="Running", deleting=True)])])
+    with pytest.raises(PodLost, match="being deleted"):
+        wait(kube)
+
+
+def test_pod_killed_without_state():
+    kube = FakeKube([([job()], [pod("p", phase="Failed", terminated={"reason": "OOMKilled", "exit_code": 137})])])
+    with pytest.raises(PodLost, match="OOMKilled, exit code 137"):
+        wait(kube)
+
+
+def test_no_pod_reports_job_events():
+    kube = FakeKube([([job()], [])])
+    with pytest.raises(InfrastructureError, match='serviceaccount "dok-runner" not found'):
+        wait(kube)
+
+
+def test_job_deleted_before_pod():
+    kube = FakeKube([([], [])])
+    with pytest.raises(PodLost):
+        wait(kube)
+
+
+def test_timeout():
+    kube = FakeKube([([job()], [pod("p", phase="Running")])])
+    h, sink = handle(kube)
+    with pytest.raises(WaitTimeout):
+        h.wait(options=WaitOptions(poll_interval=0.001), timeout=0.05, on_line=sink.append, stream_logs=False)
+
+
+def test_attach_unknown_identifier():
+    with pytest.raises(RunNotFound, match="dok list"):
+        RunHandle.attach("nope", kube=FakeKube([([], [])]), namespace="ns")
+
+
+def test_status_shows_state_and_workers():
+    kube = FakeKube([([job()], [pod("p", phase="Succeeded", terminated={"message": ok_message()}),
+                                pod("w1", component="worker", phase="Running")])])
+    h = RunHandle.attach(ID, kube=kube, namespace="ns")
+    st = h.status()
+    assert st.phase == "Succeeded" and st.workers == {"Running": 1} and st.state.is_successful()
+
+
+def test_cancel_deletes_pod_and_job():
+    kube = FakeKube([([job()], [pod("p", phase="Running")])])
+    h, _ = handle(kube)
+    h.cancel()
+    assert kube.deleted_pods == ["p"] and kube.deleted_jobs == ["dok-f-0f8fad5b"]
+
+
+def test_cleanup_reports_leftovers():
+    class Sticky(FakeKube):
+        def delete_pod(self, *a, **k):
+            self.deleted_pods.append(a[1])
+
+        def delete_job(self, *a, **k):
+            self.deleted_jobs.append(a[1])
+
+    kube = Sticky([([job()], [pod("p", phase="Running", deleting=True)])])
+    h, _ = handle(kube)
+    remaining = h.cleanup(timeout=0.05)
+    assert remaining == ["Job/dok-f-0f8fad5b", "pod/p"]

@@ -1,0 +1,125 @@
+"""setup(): the runner's RBAC is created or verified; missing permissions are named precisely."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace as NS
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from dok.launcher import manifests as m
+from dok.launcher.exceptions import ConfigError, PermissionDenied
+from dok.launcher.kube import translate_error
+from dok.launcher.prepare import ensure_runner_rbac, setup
+
+
+def as_model(manifest):
+    """A manifest dict as the client's snake_case model (what `read` returns)."""
+    from kubernetes import client
+
+    model = {"ServiceAccount": client.V1ServiceAccount, "Role": client.V1Role,
+             "RoleBinding": client.V1RoleBinding}[manifest["kind"]]
+    return model.from_dict(manifest)
+
+
+class RbacKube:
+    host = "https://fake:6443"
+    default_namespace = "default"
+
+    def __init__(self, objects=None, denied=(), can_create=True, namespace_exists=True):
+        self.objects = dict(objects or {})
+        self.denied = set(denied)
+        self.can_create = can_create
+        self.created, self.replaced = [], []
+        self._ns_exists = namespace_exists
+        self.rbac = NS(delete_namespaced_role_binding=lambda name, ns: self.objects.pop(("RoleBinding", name)))
+
+    def ping(self):
+        return "v1.20.2"
+
+    def namespace_exists(self, ns):
+        return self._ns_exists
+
+    def can_i(self, access):
+        return (str(access).split(" in namespace")[0] not in self.denied), ""
+
+    def read(self, kind, ns, name):
+        obj = self.objects.get((kind, name))
+        return as_model(obj) if obj else None
+
+    def create(self, manifest):
+        if not self.can_create:
+            raise translate_error(ApiException(status=403, reason="Forbidden",
+                                               body='{"message": "roles.rbac is forbidden"}'), action="create")
+        self.created.append(manifest["kind"])
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
+
+    def replace(self, manifest):
+        self.replaced.append(manifest["kind"])
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
+
+    def _call(self, action, fn, *args, **kwargs):
+        return fn(*args, **kwargs)
+
+
+def all_objects(ns="ns"):
+    return {(o["kind"], o["metadata"]["name"]): o for o in (
+        m.service_account_manifest(ns), m.role_manifest(ns), m.role_binding_manifest(ns))}
+
+
+def test_creates_missing_objects():
+    kube = RbacKube()
+    res = ensure_runner_rbac(kube, "ns")
+    assert kube.created == ["ServiceAccount", "Role", "RoleBinding"]
+    assert res.created == ["ServiceAccount/dok-runner", "Role/dok-runner", "RoleBinding/dok-runner"]
+
+
+def test_verifies_existing_objects():
+    kube = RbacKube(all_objects())
+    res = ensure_runner_rbac(kube, "ns")
+    assert kube.created == [] and kube.replaced == []
+    assert len(res.verified) == 3
+
+
+def test_repairs_our_role_when_it_lacks_rules():
+    objs = all_objects()
+    objs[("Role", "dok-runner")] = dict(objs[("Role", "dok-runner")],
+                                        rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}])
+    kube = RbacKube(objs)
+    res = ensure_runner_rbac(kube, "ns")
+    assert kube.replaced == ["Role"] and res.updated == ["Role/dok-runner"]
+
+
+def test_foreign_role_lacking_rules_is_named():
+    objs = all_objects()
+    role = dict(objs[("Role", "dok-runner")], rules=[{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}])
+    role["metadata"] = dict(role["metadata"], labels={})
+    objs[("Role", "dok-runner")] = role
+    with pytest.raises(PermissionDenied) as info:
+        ensure_runner_rbac(RbacKube(objs), "ns")
+    assert "create pods" in info.value.message and "get pods/log" in info.value.message
+
+
+def test_missing_and_not_allowed_to_create():
+    with pytest.raises(PermissionDenied) as info:
+        ensure_runner_rbac(RbacKube(can_create=False), "ns")
+    assert "ServiceAccount ns/dok-runner is missing and you may not create it" in info.value.message
+
+
+def test_caller_permissions_listed():
+    kube = RbacKube(all_objects(), denied={"create jobs.batch", "delete pods"})
+    with pytest.raises(PermissionDenied) as info:
+        setup(None, namespace="ns", kube=kube)
+    assert "create jobs.batch" in info.value.message and "delete pods" in info.value.message
+    assert "'ns'" in info.value.message
+
+
+def test_namespace_missing():
+    with pytest.raises(ConfigError, match="namespace 'ghost' does not exist"):
+        setup(None, namespace="ghost", kube=RbacKube(namespace_exists=False))
+
+
+def test_env_namespace_used():
+    kube = RbacKube()
+    res = setup(NS(namespace="team-b"), kube=kube)
+    assert res.namespace == "team-b"

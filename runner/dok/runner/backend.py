@@ -1,0 +1,142 @@
+"""How workers are obtained: the `WorkerBackend` seam, and `PodWorkerBackend` (one bare pod per worker).
+
+The cluster (`dok.runner.cluster`) only knows this protocol: `create(name, scheduler_address)` starts a Dask
+worker that registers under `name`, `delete(name)` stops it, `observe()` reports every worker of this run
+(`dok.runner.health.WorkerObservation`), `cleanup()` deletes whatever is left. Another backend (e.g. one that
+drives the dask-kubernetes operator's DaskWorkerGroup, or local processes in tests) slots in by implementing
+the same six methods. All methods are coroutines and must not block the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Protocol, runtime_checkable
+
+from dok.core.labels import COMPONENT_LABEL, IDENTIFIER_LABEL
+from dok.runner.config import RunnerConfig
+from dok.runner.exceptions import Conflict, KubernetesError, NotFound
+from dok.runner.health import WorkerObservation, observe_pod
+from dok.runner.kube import Kube
+from dok.runner.manifests import (
+    WORKER_COMPONENT,
+    JobPodTemplate,
+    job_pod_template,
+    worker_pod_manifest,
+    worker_pod_name,
+)
+
+
+@runtime_checkable
+class WorkerBackend(Protocol):
+    """Creates and deletes the processes behind Dask workers; see the module docstring."""
+
+    description: str
+
+    async def prepare(self) -> None:
+        """Once, before the first worker: read whatever the backend derives workers from."""
+
+    def new_name(self) -> str:
+        """A fresh, never reused worker name (also the Dask worker name)."""
+
+    async def create(self, name: str, scheduler_address: str) -> None:
+        """Ask for a worker; return once the request is accepted (not when the worker runs)."""
+
+    async def delete(self, name: str) -> bool:
+        """Stop a worker; False if it was already gone."""
+
+    async def observe(self) -> list[WorkerObservation]:
+        """Every worker of this run that still exists, classified."""
+
+    async def diagnostics(self, name: str) -> str:
+        """Best-effort text about a failed worker (e.g. the tail of its log); '' if none."""
+
+    async def cleanup(self) -> list[str]:
+        """Delete every worker of this run that still exists (idempotent); returns the names deleted."""
+
+
+class PodWorkerBackend:
+    """One Kubernetes pod per Dask worker, derived from the job pod's own spec (read once)."""
+
+    description = "Kubernetes pods"
+
+    def __init__(self, *, config: RunnerConfig, kube: Kube, delete_grace_seconds: int = 1) -> None:
+        self.config = config
+        self.kube = kube
+        self.delete_grace_seconds = delete_grace_seconds
+        self.template: JobPodTemplate | None = None
+        self.template_warning: str | None = None
+        self._numbers = itertools.count()
+        self.selector = f"{IDENTIFIER_LABEL}={config.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
+
+    async def prepare(self) -> None:
+        try:
+            pod = await asyncio.to_thread(self.kube.get_pod, self.config.pod_name)
+        except NotFound:
+            raise KubernetesError(f"the job pod {self.config.namespace}/{self.config.pod_name} (DOK_POD_NAME) "
+                                  "does not exist", hint="DOK_POD_NAME must be the runner's own pod name "
+                                                         "(downward API metadata.name)") from None
+        self.template = job_pod_template(pod, owner_name=self.config.pod_name, owner_uid=self.config.pod_uid)
+
+    def new_name(self) -> str:
+        return worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
+                               number=next(self._numbers))
+
+    def manifest(self, name: str, scheduler_address: str) -> dict:
+        assert self.template is not None, "prepare() first"
+        c = self.config
+        return worker_pod_manifest(
+            name=name, namespace=c.namespace, image=c.image, scheduler_address=scheduler_address,
+            identifier=c.identifier, flow_name=c.flow_name, template=self.template, nthreads=c.nthreads,
+            death_timeout=c.worker_death_timeout, resources=c.worker_resources,
+            image_pull_policy=c.image_pull_policy)
+
+    async def create(self, name: str, scheduler_address: str) -> None:
+        if self.template is None:
+            await self.prepare()
+        manifest = self.manifest(name, scheduler_address)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                await asyncio.to_thread(self.kube.create_pod, manifest)
+                return
+            except Conflict:
+                # Our own earlier attempt landed (a retried request), or an old pod of that name is terminating.
+                try:
+                    existing = await asyncio.to_thread(self.kube.get_pod, name)
+                except NotFound:
+                    continue
+                labels = (existing.get("metadata") or {}).get("labels") or {}
+                mine = labels.get(IDENTIFIER_LABEL) == self.config.identifier
+                if mine and not existing["metadata"].get("deletionTimestamp"):
+                    return
+                if not mine or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(1.0)
+
+    async def delete(self, name: str) -> bool:
+        return await asyncio.to_thread(self.kube.delete_pod, name, grace_period_seconds=self.delete_grace_seconds)
+
+    async def observe(self) -> list[WorkerObservation]:
+        pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
+        return [observe_pod(p) for p in pods]
+
+    async def diagnostics(self, name: str) -> str:
+        return await asyncio.to_thread(self.kube.pod_log_tail, name, lines=20)
+
+    async def cleanup(self) -> list[str]:
+        pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
+        deleted = []
+        for pod in pods:
+            meta = pod.get("metadata") or {}
+            if meta.get("deletionTimestamp"):
+                continue
+            if await self.delete(meta["name"]):
+                deleted.append(meta["name"])
+        return deleted
+
+    async def remaining(self) -> list[str]:
+        """Names of this run's worker pods that still exist (Terminating included)."""
+        pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
+        return [p["metadata"]["name"] for p in pods]

@@ -1,0 +1,173 @@
+"""The Dask cluster of one run: a scheduler in this process, workers from a `WorkerBackend`, scaled by Adaptive.
+
+`DokCluster` is distributed's `SpecCluster` (no autoscaler of our own): its worker spec is a
+`BackendWorker` (a `ProcessInterface` whose `start()` asks the backend for a worker — a pod — and whose
+`close()` deletes it), `adapt(minimum=, maximum=)` turns on distributed's `Adaptive`. On top it adds:
+- worker names from the backend (`dok-<flow>-<id>-worker-<n>`, never reused, so a replacement never collides
+  with a pod that is still terminating);
+- scaling log lines (`RunMonitor`), and a scheduler plugin that records when workers join and leave;
+- a supervisor coroutine on the scheduler's loop that polls `backend.observe()` and applies
+  `HealthPolicy`: a worker whose pod vanished (deleted by someone, exited, crashed after joining) is dropped
+  from the spec at once, so Adaptive asks for a replacement on its next tick instead of waiting for
+  SpecCluster's lost-worker timeout; a worker that cannot start fails the run through `monitor.fatal`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from contextlib import suppress
+from typing import TYPE_CHECKING, Any
+
+from distributed import Scheduler
+from distributed.core import Status
+from distributed.deploy.spec import ProcessInterface, SpecCluster
+
+from dok.runner.health import Fatal, HealthPolicy, Replace
+from dok.runner.monitor import JoinTracker, RunMonitor
+
+if TYPE_CHECKING:
+    from dok.runner.backend import WorkerBackend
+
+logger = logging.getLogger(__name__)
+
+
+class BackendWorker(ProcessInterface):
+    """One Dask worker as seen by SpecCluster: created and deleted through the backend."""
+
+    def __init__(self, scheduler: str, name: str, *, backend: WorkerBackend, monitor: RunMonitor,
+                 planned: Any = None) -> None:
+        super().__init__(scheduler=scheduler, name=name)
+        self.scheduler_address = scheduler
+        self.name = name
+        self.backend = backend
+        self.monitor = monitor
+        self.requested_at: float | None = None
+        self._planned = planned
+
+    async def start(self) -> None:
+        self.requested_at = time.monotonic()
+        try:
+            await self.backend.create(self.name, self.scheduler_address)
+        except Exception as exc:
+            self.monitor.fatal(exc)
+            self.status = Status.failed
+            raise
+        self.monitor.worker_requested(self.name, planned=self._planned() if self._planned else None)
+        await super().start()
+
+    async def close(self) -> None:
+        try:
+            deleted = await self.backend.delete(self.name)
+            self.monitor.worker_removed(self.name, deleted=deleted)
+        except Exception as exc:  # noqa: BLE001 - the final cleanup lists and deletes leftovers again
+            self.monitor.say(f"warning: could not delete worker {self.name}: {exc}")
+        finally:
+            await super().close()
+
+
+class DokCluster(SpecCluster):
+    """SpecCluster + Adaptive over a WorkerBackend, with a scheduler listening on `host:port` that advertises
+    `contact_address` to workers (the job pod's IP)."""
+
+    def __init__(self, *, backend: WorkerBackend, monitor: RunMonitor, policy: HealthPolicy,
+                 contact_address: str, host: str = "0.0.0.0", port: int = 8786, watch_interval: float = 1.0,
+                 worker_nthreads: int = 1, asynchronous: bool = False) -> None:
+        self.backend = backend
+        self.worker_nthreads = worker_nthreads
+        self.monitor = monitor
+        self.policy = policy
+        self.watch_interval = watch_interval
+        self._supervisor: asyncio.Task | None = None
+        self._stopping = False
+        scheduler = {"cls": Scheduler, "options": {
+            "host": host, "port": port, "dashboard": False, "dashboard_address": ":0",
+            "contact_address": contact_address, "validate": False}}
+        worker = {"cls": BackendWorker, "options": {"backend": backend, "monitor": monitor,
+                                                    "planned": lambda: len(self.worker_spec)}}
+        super().__init__(scheduler=scheduler, worker=worker, asynchronous=asynchronous, name="dok",
+                         shutdown_on_close=True)
+
+    def adapt(self, Adaptive: Any = None, **kwargs: Any) -> Any:  # noqa: N803 - distributed's name
+        """`SpecCluster.adapt` with `DokAdaptive` (see dok.runner.adaptive) unless another class is given."""
+        from dok.runner.adaptive import DokAdaptive
+
+        return super().adapt(Adaptive=Adaptive or DokAdaptive, **kwargs)
+
+    async def _start(self) -> None:
+        await super()._start()
+        if isinstance(self.scheduler, Scheduler):
+            self.scheduler.add_plugin(JoinTracker(self.monitor), name=JoinTracker.name)
+        if self._supervisor is None:
+            self._supervisor = asyncio.ensure_future(self._supervise())
+
+    # -- naming and scaling log ---------------------------------------------------------------------------
+    def _new_worker_name(self, worker_number: int) -> str:
+        return self.backend.new_name()
+
+    def scale(self, n: int = 0, memory: Any = None, cores: Any = None) -> Any:
+        before = len(self.worker_spec)
+        if n != before and self.status not in (Status.closing, Status.closed):
+            self.monitor.say(f"scaling: target {n} worker(s), had {before} planned")
+        return super().scale(n, memory=memory, cores=cores)
+
+    async def scale_down(self, workers: Any) -> None:
+        names = sorted(str(w) for w in workers if w in self.worker_spec)
+        if names:
+            self.monitor.say(f"scaling: retiring idle worker(s) {', '.join(names)}")
+        await super().scale_down(workers)
+
+    # -- health supervision --------------------------------------------------------------------------------
+    def expected_workers(self) -> dict[str, float]:
+        """Workers the cluster wants alive and has requested → when they were requested (monotonic)."""
+        out = {}
+        for name, worker in self.workers.items():
+            if name in self.worker_spec and worker.status == Status.running:
+                requested = getattr(worker, "requested_at", None)
+                if requested is not None:
+                    out[name] = requested
+        return out
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            try:
+                await self.check_workers()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - API failures after retries end the run
+                self.monitor.fatal(exc)
+            await asyncio.sleep(self.watch_interval)
+
+    async def check_workers(self) -> None:
+        observations = await self.backend.observe()
+        if self._stopping or self.status != Status.running:
+            return
+        decisions = self.policy.decide(observations, expected=self.expected_workers(),
+                                       joined=set(self.monitor.joined), now=time.monotonic())
+        for decision in decisions:
+            if isinstance(decision, Replace):
+                await self._drop(decision.name, decision.why)
+            elif isinstance(decision, Fatal):
+                error = decision.error
+                if decision.wants_log:
+                    tail = (await self.backend.diagnostics(decision.name)).strip()
+                    if tail:
+                        error.message += "\n--- last lines of its log ---\n" + tail
+                self.monitor.fatal(error)
+
+    async def _drop(self, name: str, why: str) -> None:
+        async with self._lock:
+            self.worker_spec.pop(name, None)
+            worker = self.workers.pop(name, None)
+        self.monitor.worker_replaced(name, why)
+        if worker is not None:
+            await worker.close()
+
+    async def _close(self) -> None:
+        self._stopping = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with suppress(asyncio.CancelledError, Exception):
+                await self._supervisor
+        await super()._close()

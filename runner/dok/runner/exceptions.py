@@ -1,0 +1,79 @@
+"""Errors of dok.runner: one line saying what is wrong, plus a hint saying what to do.
+
+Every error the runner raises on purpose is a `RunnerError` (a `dok.core.exceptions.DokError`). Kubernetes
+SDK errors are translated where the call is made (`dok.runner.kube`). Each error knows the job pod's exit
+code it maps to: the runner exits 0 when the flow succeeded, 1 when the flow failed (or was cancelled), and
+3 for an infrastructure failure (bad configuration from the launcher, bundle mismatch, API errors, worker
+pods that cannot start).
+"""
+
+from __future__ import annotations
+
+try:  # core's base class, when core provides it
+    from dok.core.exceptions import DokError as _Base
+except Exception:  # pragma: no cover - only while core is being written
+    _Base = Exception
+
+EXIT_SUCCESS = 0
+EXIT_FLOW_FAILED = 1
+EXIT_INFRA = 3
+
+
+class RunnerError(_Base):
+    """Base of every runner error: `message` (what is wrong), optional `hint` (what to do)."""
+
+    exit_code: int = EXIT_INFRA
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+
+
+class ConfigError(RunnerError):
+    """A setting of the job pod environment (DOK_*) is missing or malformed."""
+
+
+class KubernetesError(RunnerError):
+    """The Kubernetes API refused a request or could not be reached (after retries)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.reason = reason
+
+
+class NotFound(KubernetesError):
+    """The object does not exist (HTTP 404)."""
+
+
+class Conflict(KubernetesError):
+    """The object already exists (HTTP 409)."""
+
+
+class Forbidden(KubernetesError):
+    """The runner's service account may not do this (HTTP 401/403)."""
+
+
+class ApiUnavailable(KubernetesError):
+    """The API server kept failing (connection refused, timeouts, 5xx, 429) for the whole retry budget."""
+
+
+class WorkerStartError(RunnerError):
+    """A worker could not be started or failed before joining the scheduler: names the pod and the reason."""
+
+    def __init__(self, message: str, *, hint: str | None = None, worker: str | None = None,
+                 reason: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.worker = worker
+        self.reason = reason
+
+
+class RunAborted(RunnerError):
+    """The run was stopped from outside (SIGTERM/SIGINT) before the flow finished."""
+
+    exit_code = EXIT_FLOW_FAILED

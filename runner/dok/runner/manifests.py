@@ -1,0 +1,204 @@
+"""Worker pod manifests: pure functions from the job pod's own spec and the runner's settings to dicts.
+
+A worker pod inherits from the job pod (read once through the API): imagePullSecrets, nodeSelector,
+tolerations, the pod securityContext and the user's environment variables (plain values, secretKeyRef,
+configMapKeyRef and envFrom — never the launcher's DOK_* settings nor the job pod's downward-API fields).
+It adds what makes it safe and disposable: a restricted securityContext (UID 1000, non-root, no privilege
+escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at
+/tmp), no service-account token, `restartPolicy: Never`, a short grace period, the run's labels, and an
+ownerReference to the job pod so the garbage collector removes workers if the job pod disappears.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dok.core.labels import run_labels
+
+WORKER_COMPONENT = "worker"
+WORKER_CONTAINER = "worker"
+RUN_AS_USER = 1000
+TERMINATION_GRACE_SECONDS = 5
+_MAX_NAME = 63
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobPodTemplate:
+    """What worker pods copy from the job pod (see `job_pod_template`)."""
+
+    owner_name: str
+    owner_uid: str
+    image_pull_secrets: tuple[dict[str, Any], ...] = ()
+    node_selector: dict[str, str] = field(default_factory=dict)
+    tolerations: tuple[dict[str, Any], ...] = ()
+    pod_security_context: dict[str, Any] = field(default_factory=dict)
+    env: tuple[dict[str, Any], ...] = ()
+    env_from: tuple[dict[str, Any], ...] = ()
+    service_account_name: str | None = None
+
+
+def job_pod_template(pod: Mapping[str, Any], *, owner_name: str | None = None,
+                     owner_uid: str | None = None) -> JobPodTemplate:
+    """Extract from a job pod (API JSON, camelCase) what its worker pods inherit."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    containers = spec.get("containers") or []
+    container = next((c for c in containers if any(e.get("name") == "DOK_IDENTIFIER" for e in c.get("env") or [])),
+                     containers[0] if containers else {})
+    return JobPodTemplate(
+        owner_name=owner_name or meta.get("name", ""),
+        owner_uid=owner_uid or meta.get("uid", ""),
+        image_pull_secrets=tuple(spec.get("imagePullSecrets") or ()),
+        node_selector=dict(spec.get("nodeSelector") or {}),
+        tolerations=tuple(spec.get("tolerations") or ()),
+        pod_security_context=dict(spec.get("securityContext") or {}),
+        env=tuple(user_env(container.get("env") or ())),
+        env_from=tuple(container.get("envFrom") or ()),
+        service_account_name=None,  # workers never talk to the API: no token, default account
+    )
+
+
+def user_env(env: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The user's variables of the job container: drop the launcher's DOK_* settings and downward-API fields
+    (they describe the job pod, not the worker); keep plain values, secretKeyRef and configMapKeyRef."""
+    out = []
+    for var in env:
+        name = var.get("name", "")
+        if not name or name.startswith("DOK_"):
+            continue
+        value_from = var.get("valueFrom") or {}
+        if "fieldRef" in value_from or "resourceFieldRef" in value_from:
+            continue
+        out.append(dict(var))
+    return out
+
+
+def _dns_part(text: str) -> str:
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
+
+
+def worker_name_prefix(*, flow_name: str, identifier: str) -> str:
+    """`dok-<flow>-<short id>-worker-`, the flow part shortened so that names stay ≤ 63 characters."""
+    short_id = _dns_part(identifier).replace("-", "")[:8] or "run"
+    room = _MAX_NAME - len("dok--") - len(short_id) - len("-worker-") - 5  # 5 digits for the counter
+    flow = _dns_part(flow_name)[:room].strip("-") or "flow"
+    return f"dok-{flow}-{short_id}-worker-"
+
+
+def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:
+    """`dok-<flow>-<short id>-worker-<n>`: a valid DNS-1123 label of at most 63 characters."""
+    name = f"{worker_name_prefix(flow_name=flow_name, identifier=identifier)}{number}"
+    if len(name) > _MAX_NAME:
+        raise ValueError(f"worker number {number} makes the pod name {name!r} longer than {_MAX_NAME}")
+    return name
+
+
+def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float) -> list[str]:
+    """`dask worker` (distributed 2026.8 CLI) for one pod: no nanny (the pod is the unit of restart),
+    no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback."""
+    return ["dask", "worker", scheduler_address,
+            "--name", name,
+            "--nthreads", str(nthreads),
+            "--no-nanny",
+            "--no-dashboard",
+            "--local-directory", "/tmp",
+            "--death-timeout", f"{death_timeout:g}s"]
+
+
+def restricted_container_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS_USER,
+        "runAsGroup": RUN_AS_USER,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _pod_security_context(inherited: Mapping[str, Any]) -> dict[str, Any]:
+    ctx = dict(inherited)
+    ctx.update({"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}})
+    ctx.setdefault("runAsUser", RUN_AS_USER)
+    ctx.setdefault("runAsGroup", RUN_AS_USER)
+    ctx.setdefault("fsGroup", RUN_AS_USER)
+    if ctx["runAsUser"] == 0:
+        ctx["runAsUser"] = RUN_AS_USER
+    return ctx
+
+
+def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_address: str, identifier: str,
+                        flow_name: str, template: JobPodTemplate, nthreads: int = 1,
+                        death_timeout: float = 60.0, resources: Mapping[str, Any] | None = None,
+                        image_pull_policy: str = "IfNotPresent",
+                        termination_grace_seconds: int = TERMINATION_GRACE_SECONDS) -> dict[str, Any]:
+    """The v1 Pod for one Dask worker named `name` (pod name = Dask worker name = SpecCluster spec name)."""
+    labels = run_labels(identifier=identifier, flow_name=flow_name, component=WORKER_COMPONENT)
+    env = [dict(v) for v in template.env]
+    env += [{"name": "DOK_IDENTIFIER", "value": identifier},
+            {"name": "DOK_FLOW_NAME", "value": flow_name},
+            {"name": "DOK_WORKER_NAME", "value": name},
+            {"name": "HOME", "value": "/tmp"}]
+    env = _dedupe_env(env)
+    container: dict[str, Any] = {
+        "name": WORKER_CONTAINER,
+        "image": image,
+        "imagePullPolicy": image_pull_policy,
+        "command": worker_command(scheduler_address=scheduler_address, name=name, nthreads=nthreads,
+                                  death_timeout=death_timeout),
+        "env": env,
+        "securityContext": restricted_container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if template.env_from:
+        container["envFrom"] = [dict(e) for e in template.env_from]
+    if resources:
+        container["resources"] = {k: dict(v) for k, v in resources.items() if v}
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": termination_grace_seconds,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": _pod_security_context(template.pod_security_context),
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+    }
+    if template.image_pull_secrets:
+        spec["imagePullSecrets"] = [dict(s) for s in template.image_pull_secrets]
+    if template.node_selector:
+        spec["nodeSelector"] = dict(template.node_selector)
+    if template.tolerations:
+        spec["tolerations"] = [dict(t) for t in template.tolerations]
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [{
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": template.owner_name,
+                "uid": template.owner_uid,
+                "controller": False,
+                "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": spec,
+    }
+
+
+def _dedupe_env(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Later entries win (Kubernetes would keep both and let the last one win; keep the list clean)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for var in env:
+        seen.pop(var["name"], None)
+        seen[var["name"]] = var
+    return list(seen.values())

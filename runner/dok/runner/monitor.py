@@ -1,0 +1,112 @@
+"""The run's shared notebook: scaling log lines on stdout, worker join/leave times, the first fatal error.
+
+The runner's stdout is the job pod's log that `dok run` streams, so every scaling decision is printed here
+with the seconds since the runner started: workers requested, joined (with the time from request to join),
+removed, replaced; plus per-task progress. `RunMonitor` is written from the scheduler's event loop (the
+cluster, the health supervisor, the `JoinTracker` scheduler plugin) and read from the main thread, which
+waits on `fatal_event` to stop a run whose workers cannot start.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any, TextIO
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+
+class RunMonitor:
+    def __init__(self, *, stream: TextIO | None = None, clock=time.monotonic) -> None:
+        self._stream = stream
+        self._clock = clock
+        self.started = clock()
+        self._lock = threading.Lock()
+        self.fatal_event = threading.Event()
+        self.fatal_error: BaseException | None = None
+        self.requested_at: dict[str, float] = {}
+        self.joined_at: dict[str, float] = {}
+        self.joined: set[str] = set()
+        self.alive: set[str] = set()
+        self.max_alive = 0
+        self.counts = {"requested": 0, "joined": 0, "removed": 0, "replaced": 0}
+
+    def elapsed(self) -> float:
+        return self._clock() - self.started
+
+    def say(self, message: str) -> None:
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(f"[dok {self.elapsed():7.1f}s] {message}\n")
+            stream.flush()
+
+    # -- scaling events -----------------------------------------------------------------------------------
+    def worker_requested(self, name: str, *, planned: int | None = None) -> None:
+        with self._lock:
+            self.requested_at[name] = self._clock()
+            self.counts["requested"] += 1
+        self.say(f"scaling: requested worker {name}" + (f" ({planned} planned)" if planned is not None else ""))
+
+    def worker_joined(self, name: str) -> None:
+        with self._lock:
+            now = self._clock()
+            self.joined.add(name)
+            self.alive.add(name)
+            self.max_alive = max(self.max_alive, len(self.alive))
+            self.joined_at[name] = now
+            self.counts["joined"] += 1
+            since = now - self.requested_at[name] if name in self.requested_at else None
+            alive = len(self.alive)
+        self.say(f"scaling: worker {name} joined" + (f" {since:.1f}s after request" if since is not None else "")
+                 + f"; {alive} worker(s) connected")
+
+    def worker_left(self, name: str) -> None:
+        with self._lock:
+            self.alive.discard(name)
+            alive = len(self.alive)
+        self.say(f"scaling: worker {name} left; {alive} worker(s) connected")
+
+    def worker_removed(self, name: str, *, deleted: bool) -> None:
+        with self._lock:
+            self.counts["removed"] += 1
+        self.say(f"scaling: removed worker {name}" + ("" if deleted else " (pod was already gone)"))
+
+    def worker_replaced(self, name: str, why: str) -> None:
+        with self._lock:
+            self.counts["replaced"] += 1
+        self.say(f"workers: {name} will be replaced if still needed: {why}")
+
+    # -- failure ------------------------------------------------------------------------------------------
+    def fatal(self, error: BaseException) -> None:
+        """Record the first fatal error and wake the main thread (later ones are only printed)."""
+        with self._lock:
+            first = self.fatal_error is None
+            if first:
+                self.fatal_error = error
+        self.say(("FATAL: " if first else "also: ") + str(error))
+        self.fatal_event.set()
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"workers: {c['requested']} requested, {c['joined']} joined, {c['removed']} removed, "
+                f"{c['replaced']} replaced; at most {self.max_alive} at once")
+
+
+class JoinTracker(SchedulerPlugin):
+    """Scheduler plugin: tells the monitor when a worker (by its name) joins or leaves the scheduler."""
+
+    name = "dok-join-tracker"
+
+    def __init__(self, monitor: RunMonitor) -> None:
+        self.monitor = monitor
+        self._names: dict[str, str] = {}  # address -> name (the scheduler forgets it before remove_worker)
+
+    def add_worker(self, scheduler: Any = None, worker: str | None = None) -> None:
+        ws = scheduler.workers.get(worker) if scheduler is not None else None
+        name = str(ws.name if ws is not None else worker)
+        self._names[str(worker)] = name
+        self.monitor.worker_joined(name)
+
+    def remove_worker(self, scheduler: Any = None, worker: str | None = None, **kwargs: Any) -> None:
+        self.monitor.worker_left(self._names.pop(str(worker), str(worker)))

@@ -1,0 +1,308 @@
+"""One run inside the job pod: load the bundle, start the cluster, run the flow, report, clean up, exit.
+
+`execute(env, path)` is the whole lifecycle and returns a `RunOutcome` (the flow's State and the pod's exit
+code); `run(env, path)` is the library entry point behind `DaskOnKubernetesEnvironment.run(path)` and
+returns the State. Order of events:
+
+1. settings resolved once (`RunnerConfig.resolve`), the bundle loaded only if its sha256 matches
+   DOK_BUNDLE_SHA256, parameters checked against the flow — before any worker exists;
+2. the job pod's spec read once (`PodWorkerBackend.prepare`), a scheduler started in this process,
+   `adapt(minimum=min_workers, maximum=max_workers)`;
+3. the flow runs on a thread with core's `DaskExecutor`; task progress goes to stdout (the job pod log);
+   the main thread waits for: the flow's State, a fatal worker/API error (`RunMonitor.fatal`), or
+   SIGTERM/SIGINT;
+4. always: client and cluster closed, leftover worker pods of this run listed by label and deleted (404 is
+   success), `encode_summary(state)` written to the termination log (DOK_TERMINATION_LOG,
+   /dev/termination-log by default).
+
+Exit codes: 0 Success; 1 the flow failed or was cancelled; 3 infrastructure failure (configuration,
+bundle, Kubernetes API, workers that cannot start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dok.runner.config import DEFAULT_TERMINATION_LOG, RunnerConfig
+from dok.runner.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS, ConfigError, RunnerError
+from dok.runner.monitor import RunMonitor
+
+DEFAULT_BUNDLE_PATH = "/opt/dok/flow.dokflow"
+CLOSE_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOutcome:
+    state: Any          # dok.core State of the flow run
+    exit_code: int
+    identifier: str | None = None
+
+
+def run(env: Any = None, path: str = DEFAULT_BUNDLE_PATH, **overrides: Any) -> Any:
+    """Run the flow bundled at `path` on a Dask cluster of worker pods and return its State."""
+    return execute(env, path, **overrides).state
+
+
+def execute(env: Any = None, path: str = DEFAULT_BUNDLE_PATH, *, environ: Mapping[str, str] | None = None,
+            backend_factory: Callable[[RunnerConfig], Any] | None = None, install_signal_handlers: bool = True,
+            monitor: RunMonitor | None = None, **overrides: Any) -> RunOutcome:
+    """The whole run (see the module docstring). `backend_factory(config)` replaces the pod backend (tests);
+    `overrides` are RunnerConfig fields that win over the environment."""
+    environ = os.environ if environ is None else environ
+    monitor = monitor or RunMonitor()
+    termination_log = overrides.get("termination_log") or environ.get("DOK_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
+    try:
+        config = RunnerConfig.resolve(environ, defaults=_env_defaults(env), **overrides)
+        flow = _load_flow(path, config)
+        parameters = dict(config.parameters)
+        flow.resolve_parameters(parameters)
+    except Exception as exc:  # noqa: BLE001 - every failure before the cluster exists is reported the same way
+        monitor.say(f"cannot start the run: {exc}")
+        outcome = RunOutcome(state=_failed(f"infrastructure error: {exc}"), exit_code=EXIT_INFRA)
+        _write_termination_log(termination_log, outcome.state, monitor)
+        return outcome
+    monitor.say(f"run {config.identifier}: flow {flow.name!r}, workers {config.min_workers}..{config.max_workers}, "
+                f"image {config.image}, scheduler {config.scheduler_address}")
+    session = _Session(config=config, flow=flow, parameters=parameters, monitor=monitor,
+                       backend_factory=backend_factory)
+    with _signals(session.abort, enabled=install_signal_handlers):
+        outcome = session.run()
+    _write_termination_log(config.termination_log, outcome.state, monitor)
+    monitor.say(f"run {config.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
+                f"{monitor.summary()}")
+    return outcome
+
+
+class _Session:
+    """The part of a run that owns a cluster: start, wait, stop, clean up."""
+
+    def __init__(self, *, config: RunnerConfig, flow: Any, parameters: dict[str, Any], monitor: RunMonitor,
+                 backend_factory: Callable[[RunnerConfig], Any] | None) -> None:
+        self.config = config
+        self.flow = flow
+        self.parameters = parameters
+        self.monitor = monitor
+        self.backend_factory = backend_factory
+        self.aborted = threading.Event()
+        self.abort_reason = ""
+        self.done = threading.Event()
+        self.flow_state: Any = None
+        self.flow_error: BaseException | None = None
+        self.task_states: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def abort(self, reason: str) -> None:
+        if not self.aborted.is_set():
+            self.abort_reason = reason
+            self.aborted.set()
+
+    # -- lifecycle ----------------------------------------------------------------------------------------
+    def run(self) -> RunOutcome:
+        cluster = client = backend = None
+        try:
+            backend = self._backend()
+            asyncio.run(backend.prepare())
+            cluster = self._cluster(backend)
+            client = self._client(cluster)
+            thread = threading.Thread(target=self._run_flow, args=(client,), name="dok-flow", daemon=True)
+            thread.start()
+            outcome = self._wait()
+        except Exception as exc:  # noqa: BLE001 - reported as an infrastructure failure
+            error = self.monitor.fatal_error or exc
+            self.monitor.say(f"infrastructure failure: {error}")
+            outcome = self._infra_outcome(error)
+        finally:
+            self._shutdown(client, cluster, backend)
+        return outcome
+
+    def _backend(self) -> Any:
+        if self.backend_factory is not None:
+            return self.backend_factory(self.config)
+        from dok.runner.backend import PodWorkerBackend
+        from dok.runner.kube import Kube
+
+        return PodWorkerBackend(config=self.config, kube=Kube(namespace=self.config.namespace))
+
+    def _cluster(self, backend: Any) -> Any:
+        from dok.runner.cluster import DokCluster
+        from dok.runner.health import HealthPolicy
+
+        c = self.config
+        policy = HealthPolicy(start_timeout=c.worker_start_timeout, failure_budget=c.worker_failure_budget,
+                              scheduler_address=c.scheduler_address)
+        cluster = DokCluster(backend=backend, monitor=self.monitor, policy=policy,
+                             contact_address=c.scheduler_address, host=c.scheduler_host, port=c.scheduler_port,
+                             watch_interval=c.watch_interval, worker_nthreads=c.nthreads)
+        cluster.adapt(minimum=c.min_workers, maximum=c.max_workers, interval=f"{c.adapt_interval}s",
+                      wait_count=c.adapt_wait_count)
+        self.monitor.say(f"scheduler listening on {c.scheduler_host}:{c.scheduler_port}; adaptive scaling "
+                         f"between {c.min_workers} and {c.max_workers} {backend.description} worker(s)")
+        return cluster
+
+    def _client(self, cluster: Any) -> Any:
+        from distributed import Client
+
+        # The default client: core's DaskExecutor builds `as_completed()` without a loop, which looks the
+        # default client up (one client per runner process, so this is safe).
+        return Client(cluster, set_as_default=True)
+
+    def _run_flow(self, client: Any) -> None:
+        from dok.core import DaskExecutor
+
+        try:
+            self.flow_state = self.flow.run(self.parameters, executor=DaskExecutor(client),
+                                            on_task_state=self._on_task_state)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.flow_error = exc
+        finally:
+            self.done.set()
+
+    def _on_task_state(self, name: str, state: Any) -> None:
+        with self._lock:
+            self.task_states[name] = state
+            n = len(self.task_states)
+        text = f"task {name}: {_kind(state)}"
+        message = getattr(state, "message", "")
+        if message and not _is_success(state):
+            text += f": {message.splitlines()[0][:300]}"
+        self.monitor.say(f"{text}  [{n} finished]")
+
+    def _wait(self) -> RunOutcome:
+        while True:
+            if self.done.wait(0.2):
+                break
+            if self.monitor.fatal_event.is_set():
+                return self._infra_outcome(self.monitor.fatal_error)
+            if self.aborted.is_set():
+                self.monitor.say(f"cancelling the run: {self.abort_reason}")
+                return RunOutcome(state=self._partial("Cancelled", f"run cancelled: {self.abort_reason}"),
+                                  exit_code=EXIT_FLOW_FAILED, identifier=self.config.identifier)
+        if self.flow_error is not None:
+            if self.monitor.fatal_error is not None:
+                return self._infra_outcome(self.monitor.fatal_error)
+            raise RunnerError(f"the engine failed: {type(self.flow_error).__name__}: {self.flow_error}")
+        state = self.flow_state
+        if not _is_success(state) and self.monitor.fatal_error is not None:
+            return self._infra_outcome(self.monitor.fatal_error)
+        code = EXIT_SUCCESS if _is_success(state) else EXIT_FLOW_FAILED
+        return RunOutcome(state=state, exit_code=code, identifier=self.config.identifier)
+
+    def _infra_outcome(self, error: BaseException | None) -> RunOutcome:
+        message = f"infrastructure error: {error}"
+        return RunOutcome(state=self._partial("Failed", message), exit_code=EXIT_INFRA,
+                          identifier=self.config.identifier)
+
+    def _partial(self, kind: str, message: str) -> Any:
+        with self._lock:
+            task_states = dict(self.task_states)
+        return _make_state(kind, message, task_states)
+
+    def _shutdown(self, client: Any, cluster: Any, backend: Any) -> None:
+        t0 = time.monotonic()
+        if client is not None:
+            try:
+                client.close(timeout=10)
+            except Exception as exc:  # noqa: BLE001
+                self.monitor.say(f"warning: closing the Dask client: {exc}")
+        if cluster is not None:
+            try:
+                cluster.close(timeout=CLOSE_TIMEOUT)
+            except Exception as exc:  # noqa: BLE001 - leftovers are deleted below
+                self.monitor.say(f"warning: closing the cluster: {type(exc).__name__}: {exc}")
+        if backend is not None:
+            try:
+                leftovers = asyncio.run(backend.cleanup())
+                if leftovers:
+                    self.monitor.say(f"cleanup: deleted leftover worker(s) {', '.join(leftovers)}")
+            except Exception as exc:  # noqa: BLE001
+                self.monitor.say(f"warning: cleanup of worker pods failed ({exc}); the ownerReference to the "
+                                 "job pod lets Kubernetes delete them when the job pod goes")
+        self.monitor.say(f"cluster closed, workers deleted in {time.monotonic() - t0:.1f}s")
+
+
+# -- helpers ------------------------------------------------------------------------------------------------
+def _env_defaults(env: Any) -> dict[str, Any]:
+    """Settings a DaskOnKubernetesEnvironment carries (below DOK_* variables in priority)."""
+    if env is None:
+        return {}
+    out = {}
+    for name in ("min_workers", "max_workers", "worker_start_timeout", "worker_death_timeout"):
+        value = getattr(env, name, None)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def _load_flow(path: str, config: RunnerConfig) -> Any:
+    from dok.core import bundle
+
+    if not config.bundle_sha256:
+        raise ConfigError("DOK_BUNDLE_SHA256 is missing: refusing to load a flow bundle whose hash cannot be "
+                          "checked", hint="run an image built by `dok build` (it sets DOK_BUNDLE_SHA256)")
+    return bundle.load(path, expected_sha256=config.bundle_sha256)
+
+
+def _kind(state: Any) -> str:
+    kind = getattr(state, "kind", None)
+    return str(getattr(kind, "name", kind) or type(state).__name__)
+
+
+def _is_success(state: Any) -> bool:
+    check = getattr(state, "is_successful", None)
+    return bool(check()) if callable(check) else False
+
+
+def _make_state(kind: str, message: str, task_states: Mapping[str, Any] | None = None) -> Any:
+    from dok.core import states
+
+    cls = getattr(states, kind)
+    now = time.time()
+    return cls(message=message, end=now, task_states=dict(task_states or {}))
+
+
+def _failed(message: str) -> Any:
+    return _make_state("Failed", message)
+
+
+def _write_termination_log(path: str, state: Any, monitor: RunMonitor) -> None:
+    try:
+        from dok.core import encode_summary
+
+        text = encode_summary(state)
+    except Exception as exc:  # noqa: BLE001
+        monitor.say(f"warning: cannot encode the final State ({exc})")
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        monitor.say(f"warning: cannot write the termination log {path}: {exc}")
+
+
+class _signals:
+    """Context manager: SIGTERM/SIGINT call `abort(reason)` (main thread only); previous handlers restored."""
+
+    def __init__(self, abort: Callable[[str], None], *, enabled: bool) -> None:
+        self.abort = abort
+        self.enabled = enabled and threading.current_thread() is threading.main_thread()
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _signals:
+        if self.enabled:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.abort(f"{signal.Signals(signum).name} received")
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,89 @@
+"""A WorkerBackend that starts `dask worker` subprocesses on this machine (tests of the SpecCluster wiring)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import socket
+import sys
+
+from dok.runner.health import Problem, WorkerObservation
+
+DASK = os.path.join(os.path.dirname(sys.executable), "dask")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LocalProcessBackend:
+    description = "local process"
+
+    def __init__(self, *, command: list[str] | None = None, nthreads: int = 1) -> None:
+        self.command = command  # replaces `dask worker ...` (e.g. a command that fails)
+        self.nthreads = nthreads
+        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.deleted_by_us: set[str] = set()
+        self.created: list[str] = []
+        self._numbers = itertools.count()
+
+    async def prepare(self) -> None:
+        return None
+
+    def new_name(self) -> str:
+        return f"local-worker-{next(self._numbers)}"
+
+    async def create(self, name: str, scheduler_address: str) -> None:
+        cmd = self.command or [DASK, "worker", scheduler_address, "--name", name, "--nthreads",
+                               str(self.nthreads), "--no-nanny", "--no-dashboard", "--death-timeout", "30s"]
+        self.procs[name] = await asyncio.create_subprocess_exec(
+            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        self.created.append(name)
+
+    async def delete(self, name: str) -> bool:
+        proc = self.procs.pop(name, None)
+        if proc is None:
+            return False
+        self.deleted_by_us.add(name)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except asyncio.TimeoutError:
+                proc.kill()
+                await proc.wait()
+        return True
+
+    def kill(self, name: str) -> None:
+        """Simulate `kubectl delete pod`: the process disappears (SIGKILL) without the cluster asking."""
+        proc = self.procs.pop(name)
+        proc.kill()
+
+    async def observe(self) -> list[WorkerObservation]:
+        out = []
+        for name, proc in self.procs.items():
+            if proc.returncode is None:
+                out.append(WorkerObservation(name=name, phase="running"))
+            elif proc.returncode == 0:
+                out.append(WorkerObservation(name=name, phase="exited", exit_code=0))
+            else:
+                out.append(WorkerObservation(name=name, phase="failed", exit_code=proc.returncode,
+                                             problem=Problem(reason="Error",
+                                                             message=f"exited with code {proc.returncode}")))
+        return out
+
+    async def diagnostics(self, name: str) -> str:
+        return "(local process: no log kept)"
+
+    async def cleanup(self) -> list[str]:
+        names = list(self.procs)
+        for name in names:
+            await self.delete(name)
+        return names
+
+    def alive(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.returncode is None]

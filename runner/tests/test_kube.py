@@ -1,0 +1,148 @@
+"""The Kubernetes adapter: retries transient failures with backoff, translates the rest with a hint;
+PodWorkerBackend's create/cleanup semantics (fake CoreV1Api, no cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from dok.runner.backend import PodWorkerBackend
+from dok.runner.config import RunnerConfig
+from dok.runner.exceptions import ApiUnavailable, Conflict, Forbidden, KubernetesError, NotFound
+from dok.runner.kube import Kube, RetryPolicy
+
+
+class Resp:
+    def __init__(self, body):
+        self.data = json.dumps(body).encode()
+
+
+def api_error(status, message="nope"):
+    e = ApiException(status=status, reason="x")
+    e.body = json.dumps({"message": message})
+    return e
+
+
+class FakeCore:
+    """Scripted CoreV1Api: each method pops the next outcome (an exception to raise or a body)."""
+
+    def __init__(self, **scripts):
+        self.scripts = {k: list(v) for k, v in scripts.items()}
+        self.calls = []
+        self.pods = {}
+
+    def _next(self, method, *args, **kwargs):
+        self.calls.append((method, args, kwargs))
+        outcome = self.scripts[method].pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return Resp(outcome) if not callable(outcome) else Resp(outcome(*args, **kwargs))
+
+    def read_namespaced_pod(self, *a, **k):
+        return self._next("read_namespaced_pod", *a, **k)
+
+    def list_namespaced_pod(self, *a, **k):
+        return self._next("list_namespaced_pod", *a, **k)
+
+    def create_namespaced_pod(self, *a, **k):
+        return self._next("create_namespaced_pod", *a, **k)
+
+    def delete_namespaced_pod(self, *a, **k):
+        return self._next("delete_namespaced_pod", *a, **k)
+
+
+def kube(core, budget=5.0):
+    sleeps = []
+    k = Kube(namespace="ns", core_api=core, retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget),
+             sleep=sleeps.append, clock=lambda: sum(sleeps))
+    return k, sleeps
+
+
+def refused():
+    return urllib3.exceptions.NewConnectionError(None, "Connection refused")
+
+
+def test_transient_errors_are_retried_with_growing_backoff():
+    core = FakeCore(list_namespaced_pod=[refused(), api_error(503), api_error(429), refused(), {"items": [{"a": 1}]}])
+    k, sleeps = kube(core)
+    assert k.list_pods("x=y") == [{"a": 1}]
+    assert len(sleeps) == 4 and sleeps[-1] > sleeps[0]
+    assert core.calls[0][2]["label_selector"] == "x=y"
+
+
+def test_gives_up_after_the_budget_with_a_hint():
+    core = FakeCore(list_namespaced_pod=[refused()] * 100)
+    k, sleeps = kube(core, budget=2.0)
+    with pytest.raises(ApiUnavailable, match="cannot reach the Kubernetes API") as info:
+        k.list_pods("x=y")
+    assert "gave up after" in str(info.value) and info.value.hint
+    assert sum(sleeps) <= 2.0
+
+
+@pytest.mark.parametrize("status,cls,text", [
+    (404, NotFound, "not found"), (409, Conflict, "already exists"), (403, Forbidden, "pods create"),
+    (422, KubernetesError, "invalid"), (400, KubernetesError, "HTTP 400"),
+])
+def test_errors_are_translated_without_retry(status, cls, text):
+    core = FakeCore(read_namespaced_pod=[api_error(status, "the message")])
+    k, sleeps = kube(core)
+    with pytest.raises(cls, match=text) as info:
+        k.get_pod("p")
+    assert "the message" in str(info.value) and "get pod ns/p" in str(info.value)
+    assert sleeps == []
+
+
+def test_delete_treats_404_as_success():
+    core = FakeCore(delete_namespaced_pod=[api_error(404), {}])
+    k, _ = kube(core)
+    assert k.delete_pod("gone") is False
+    assert k.delete_pod("here", grace_period_seconds=1) is True
+    assert core.calls[1][2]["grace_period_seconds"] == 1
+
+
+CONFIG = RunnerConfig(identifier="0f8e2d3c-aaaa", flow_name="fanout", image="img", namespace="ns",
+                      pod_name="job", pod_uid="uid-9", pod_ip="10.1.2.3")
+JOB_POD = {"metadata": {"name": "job", "uid": "uid-9"}, "spec": {"containers": [{"name": "runner", "env": []}]}}
+
+
+def test_backend_create_reads_the_job_pod_once_and_builds_the_manifest():
+    core = FakeCore(read_namespaced_pod=[JOB_POD], create_namespaced_pod=[lambda ns, body, **k: body] * 2)
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    asyncio.run(backend.prepare())
+    names = [backend.new_name(), backend.new_name()]
+    assert names == ["dok-fanout-0f8e2d3c-worker-0", "dok-fanout-0f8e2d3c-worker-1"]
+    for n in names:
+        asyncio.run(backend.create(n, CONFIG.scheduler_address))
+    body = core.calls[-1][1][1]
+    assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-9"
+    assert body["spec"]["containers"][0]["command"][2] == "tcp://10.1.2.3:8786"
+    assert [c[0] for c in core.calls].count("read_namespaced_pod") == 1
+
+
+def test_backend_create_conflict_with_own_live_pod_is_success():
+    mine = {"metadata": {"name": "w", "labels": {"dok.dev/identifier": "0f8e2d3c-aaaa"}}}
+    core = FakeCore(read_namespaced_pod=[JOB_POD, mine], create_namespaced_pod=[api_error(409)])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    asyncio.run(backend.create("w", CONFIG.scheduler_address))
+
+
+def test_backend_create_conflict_with_someone_elses_pod_fails():
+    other = {"metadata": {"name": "w", "labels": {"dok.dev/identifier": "another-run"}}}
+    core = FakeCore(read_namespaced_pod=[JOB_POD, other], create_namespaced_pod=[api_error(409)])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    with pytest.raises(Conflict):
+        asyncio.run(backend.create("w", CONFIG.scheduler_address))
+
+
+def test_backend_cleanup_lists_workers_only_and_deletes_live_ones():
+    pods = {"items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b", "deletionTimestamp": "t"}},
+                      {"metadata": {"name": "c"}}]}
+    core = FakeCore(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, api_error(404)])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    assert asyncio.run(backend.cleanup()) == ["a"]
+    selector = core.calls[0][2]["label_selector"]
+    assert selector == "dok.dev/identifier=0f8e2d3c-aaaa,app.kubernetes.io/component=worker"

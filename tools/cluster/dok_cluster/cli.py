@@ -1,0 +1,82 @@
+"""Command line: `cluster [--provider auto|local|kind] up|down|status|kubeconfig|load-image IMAGE|build`.
+
+stdout carries only answers (the kubeconfig path, status lines); progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Literal
+
+from dok_cluster import kind, kube_build, local
+from dok_cluster.errors import ClusterError
+from dok_cluster.paths import Paths
+
+Provider = Literal["local", "kind"]
+
+
+def choose_provider(requested: str, paths: Paths) -> Provider:
+    if requested in ("local", "kind"):
+        return requested  # type: ignore[return-value]
+    if paths.record.is_file() or (paths.pids.is_dir() and any(paths.pids.glob("*.json"))):
+        return "local"  # a local cluster is (or was partly) up: keep using it
+    return "kind" if kind.available() else "local"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="cluster", description="dok's Kubernetes for e2e tests and demos")
+    parser.add_argument("--provider", choices=("auto", "local", "kind"), default="auto",
+                        help="auto: kind when a kind binary and node image exist, else local")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="bring the cluster up (idempotent; builds Kubernetes on first use)")
+    sub.add_parser("down", help="stop everything `up` started and undo its host changes")
+    sub.add_parser("status", help="say what runs (exit 0 when the cluster is up)")
+    sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
+    load = sub.add_parser("load-image", help="make a local docker image available to the cluster")
+    load.add_argument("image")
+    sub.add_parser("build", help="(local) only build/verify the cached Kubernetes binaries; print their dir")
+    kubectl = sub.add_parser("kubectl", help="(local) run the cluster's own kubectl (v1.20.2) with the admin kubeconfig")
+    kubectl.add_argument("args", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    # ip, iptables, dnsmasq live in sbin; test runners and `bazel run` may hand us a minimal PATH.
+    path = os.environ.get("PATH", "").split(":")
+    os.environ["PATH"] = ":".join(
+        path + [d for d in ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin") if d not in path]
+    )
+
+    paths = Paths.default()
+    provider = choose_provider(args.provider, paths)
+    impl = local if provider == "local" else kind
+    try:
+        if args.command == "up":
+            impl.up(paths)
+        elif args.command == "down":
+            impl.down(paths)
+        elif args.command == "status":
+            print(f"{'provider':<24} {provider}")
+            return 0 if impl.status(paths) else 3
+        elif args.command == "kubeconfig":
+            print(impl.kubeconfig(paths))
+        elif args.command == "load-image":
+            impl.load_image(paths, args.image)
+        elif args.command == "build":
+            print(kube_build.ensure_built(paths).bin)
+        elif args.command == "kubectl":
+            binary = kube_build.cache_for(paths).bin / "kubectl"
+            if provider != "local" or not binary.is_file():
+                raise ClusterError("no built kubectl (local provider only)", hint="use your own kubectl")
+            args_ = [a for a in args.args if a != "--"] if args.args[:1] == ["--"] else args.args
+            os.execv(str(binary), [str(binary), f"--kubeconfig={impl.kubeconfig(paths)}", *args_])
+    except ClusterError as err:
+        print(f"cluster: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cluster: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
