@@ -74,3 +74,20 @@ def test_errors_are_dok_errors_with_one_line_and_hint():
     err = RegistryAuthError("registry r refused the credentials", hint="docker login r")
     assert isinstance(err, BuilderError) and isinstance(err, DokError)
     assert str(err) == "registry r refused the credentials (hint: docker login r)"
+
+
+def test_progress_printer_marks_cache_hits_and_hides_run_output():
+    import io
+
+    from dok.builder import BuildEvent, StderrProgress
+
+    out = io.StringIO()
+    show = StderrProgress(stream=out)
+    for event in [BuildEvent(kind="step", message="RUN pip install x", step=1, total=2),
+                  BuildEvent(kind="cached", message="cache hit", step=1, total=2),
+                  BuildEvent(kind="step", message="COPY flow", step=2, total=2),
+                  BuildEvent(kind="output", message="noise", step=2, total=2),
+                  BuildEvent(kind="done", message="img:1 (1.0 s)")]:
+        show(event)
+    assert out.getvalue().splitlines() == ["dok build: [1/2] RUN pip install x (cached)", "dok build: [2/2] COPY flow",
+                                           "dok build: img:1 (1.0 s)"]

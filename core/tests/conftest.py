@@ -6,6 +6,11 @@ import os
 import sys
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Tests share two slow CPUs with other work: no per-example deadline, no "too slow" health check.
+settings.register_profile("dok", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("dok")
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `import helpers` under --import-mode=importlib
 

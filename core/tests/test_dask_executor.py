@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -109,3 +110,32 @@ def test_closing_the_client_cancels_the_run(dask_client):
     assert time.time() - t0 < 3
     assert isinstance(state, Cancelled), state
     assert isinstance(state.task_states["total"], Cancelled)
+
+
+def test_worker_processes_run_tasks_defined_here():
+    """Real pickling to separate worker processes: the wrapper, the TaskSpec and test-module functions."""
+    from distributed import Client, LocalCluster
+
+    @task(max_retries=1)
+    def fails_once_per_process(x):
+        import os
+
+        marker = f"/tmp/dok-test-{os.getpid()}-{x}"
+        if x == 2 and not os.path.exists(marker):
+            open(marker, "w").close()
+            raise RuntimeError("first attempt")
+        return x + 100
+
+    with Flow("processes") as flow:
+        total(fails_once_per_process.map(numbers(4)))
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0",
+                      silence_logs=50) as cluster, Client(cluster, set_as_default=False) as client:
+        state = flow.run(executor=DaskExecutor(client))
+        pids = client.run(lambda: __import__("os").getpid())
+    for pid in pids.values():
+        marker = f"/tmp/dok-test-{pid}-2"
+        if os.path.exists(marker):
+            os.unlink(marker)
+    assert state.is_successful(), state
+    assert state.result == {"total": 406}
+    assert os.getpid() not in pids.values()

@@ -116,7 +116,15 @@ def test_failure_is_recorded_and_downstream_skipped(executor):
     assert isinstance(ts["total"], Skipped) and ts["total"].upstream == "fail_on[1]"
     assert ts[independent.name].is_successful()
     assert "fail_on[1]" in state.message
-    assert state.result == {independent.name: 49}
+    assert state.result == {independent.name: 49}  # the failed reduce has no result
+
+
+def test_failed_map_has_no_result(executor):
+    with Flow("failed-map") as flow:
+        fail_on.map([1, 2], bad=unmapped(1))
+    state = flow.run(executor=executor)
+    assert state.result == {}
+    assert state.task_states["fail_on"].is_failed() and "1 of 2 children failed" in state.task_states["fail_on"].message
 
 
 def test_skip_propagates_transitively_and_through_wait_for(executor):
@@ -259,3 +267,19 @@ def test_map_over_failed_upstream_is_skipped(executor):
 def test_empty_flow(executor):
     state = Flow("empty").run(executor=executor)
     assert state.is_successful() and state.result == {} and state.task_states == {}
+
+
+def test_indexing_a_result(executor):
+    @task
+    def pair():
+        return {"a": [1, 2, 3], "b": 10}
+
+    with Flow("getitem") as flow:
+        p = pair()
+        first = p["a"][0]
+        add(first, p["b"])
+        square.map(p["a"])
+    state = flow.run(executor=executor)
+    assert state.is_successful(), state
+    assert state.result == {"add": 11, "square": [1, 4, 9]}
+    assert {"getitem", "getitem-2", "getitem-3", "getitem-4"} <= set(state.task_states)

@@ -110,7 +110,7 @@ def test_state_from_dict_rejects_garbage():
 
 
 @given(state=flow_states(), max_bytes=st.integers(64, 5000))
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_summary_always_fits_and_keeps_the_kind(state, max_bytes):
     text = encode_summary(state, max_bytes=max_bytes)
     assert len(text.encode("utf-8")) <= max_bytes

@@ -138,11 +138,30 @@ def test_backend_create_conflict_with_someone_elses_pod_fails():
         asyncio.run(backend.create("w", CONFIG.scheduler_address))
 
 
+RUNNING = {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}
+PULLING = {"phase": "Pending", "containerStatuses": [{"state": {"waiting": {"reason": "ImagePullBackOff"}}}]}
+
+
 def test_backend_cleanup_lists_workers_only_and_deletes_live_ones():
-    pods = {"items": [{"metadata": {"name": "a"}}, {"metadata": {"name": "b", "deletionTimestamp": "t"}},
-                      {"metadata": {"name": "c"}}]}
-    core = FakeCore(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, api_error(404)])
+    pods = {"items": [{"metadata": {"name": "a"}, "status": RUNNING},
+                      {"metadata": {"name": "b", "deletionTimestamp": "t"}, "status": RUNNING},
+                      {"metadata": {"name": "c"}, "status": RUNNING},
+                      {"metadata": {"name": "d", "deletionTimestamp": "t"}, "status": PULLING}]}
+    core = FakeCore(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, api_error(404), {}])
     backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
-    assert asyncio.run(backend.cleanup()) == ["a"]
+    assert asyncio.run(backend.cleanup()) == ["a", "d"]
     selector = core.calls[0][2]["label_selector"]
     assert selector == "dok.dev/identifier=0f8e2d3c-aaaa,app.kubernetes.io/component=worker"
+    graces = [c[2]["grace_period_seconds"] for c in core.calls if c[0] == "delete_namespaced_pod"]
+    assert graces == [1, 1, 0]  # a never-started pod goes at once, even if already Terminating
+
+
+def test_backend_deletes_pods_that_never_started_without_grace():
+    pods = {"items": [{"metadata": {"name": "w-0"}, "status": PULLING},
+                      {"metadata": {"name": "w-1"}, "status": RUNNING}]}
+    core = FakeCore(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, {}])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    asyncio.run(backend.observe())
+    asyncio.run(backend.delete("w-0"))
+    asyncio.run(backend.delete("w-1"))
+    assert [c[2]["grace_period_seconds"] for c in core.calls[1:]] == [0, 1]

@@ -29,6 +29,7 @@ from dok.builder.progress import BuildEvent, ProgressCallback
 
 START_DOCKERD_HINT = "start it with tools/dockerd/ensure.sh (or: sudo dockerd &), or point DOCKER_HOST at a running daemon"
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the classic builder colours RUN stderr
 TAIL_LINES = 25
 
 
@@ -219,7 +220,7 @@ def build_image(client: Any, *, context_tar: bytes, tag: str, nocache: bool, pro
                 if chunk.get("status"):
                     progress(BuildEvent(kind="output", message=str(chunk["status"])))
                 continue
-            for line in text.splitlines():
+            for line in _ANSI_RE.sub("", text).splitlines():
                 match = _STEP_RE.match(line)
                 if match:
                     step = (int(match.group(1)), int(match.group(2)), match.group(3))
@@ -229,6 +230,8 @@ def build_image(client: Any, *, context_tar: bytes, tag: str, nocache: bool, pro
                 elif line.strip() == "---> Using cache":
                     cached += 1
                     progress(BuildEvent(kind="cached", message="cache hit", step=step[0] if step else None, total=total))
+                elif line.startswith(" ---> Running in"):
+                    progress(BuildEvent(kind="running", message="running", step=step[0] if step else None, total=total))
                 elif line.startswith(" ---> ") or line.startswith("Removing intermediate container") \
                         or line.startswith("Successfully built") or line.startswith("Successfully tagged"):
                     continue

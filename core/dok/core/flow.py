@@ -19,7 +19,8 @@ Calling a task inside the block does not run it: it adds a node to the flow and 
 state-only dependencies. `task.map(*mapped, **broadcast)` fans out: every positional argument is
 iterated (a literal iterable, a Parameter, a task's result, or another map, child by child) and zipped;
 keyword arguments and positional arguments wrapped in `unmapped(...)` go unchanged to every child.
-Passing a mapped Ref to a normal task hands it the list of all children's results (a reduce).
+Passing a mapped Ref to a normal task hands it the list of all children's results (a reduce);
+`ref[key]` adds a small `getitem` task.
 
 Graph mistakes raise `FlowDefinitionError`/`ParameterError` while the flow is built, naming the task.
 Task run names are stable: a task's name, `name-2`, `name-3` for later calls, `name[i]` for map children.
@@ -31,12 +32,14 @@ import datetime as _dt
 import functools
 import heapq
 import inspect
+import operator
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
 from .exceptions import FlowDefinitionError, ParameterError
 from .runtime import TaskSpec
+from .states import State
 
 __all__ = ["Flow", "Task", "task", "Parameter", "Ref", "unmapped", "Node", "NO_DEFAULT"]
 
@@ -230,6 +233,10 @@ class Ref:
     def set_downstream(self, other: "Ref") -> None:
         self.flow._add_edge(self, other)
 
+    def __getitem__(self, key: Any) -> "Ref":
+        """`ref[key]` inside the flow: a small `getitem` task on the result (a list index, a dict key)."""
+        return self.flow._add_task(_GETITEM, (self, key), {}, mapped=False, wait_for=())
+
     def __bool__(self) -> bool:
         raise FlowDefinitionError(
             f"the result of task {self.name!r} was used as a condition while building the flow; it has no "
@@ -267,6 +274,9 @@ class Parameter(Ref):
     @property
     def required(self) -> bool:
         return self.node.default is NO_DEFAULT
+
+
+_GETITEM = Task(operator.getitem, name="getitem")
 
 
 # -- the graph --------------------------------------------------------------------------------------
@@ -563,8 +573,8 @@ class Flow:
         parameters: Mapping[str, Any] | None = None,
         *,
         executor: Any = None,
-        on_task_state: Callable[[str, Any], None] | None = None,
-    ) -> Any:
+        on_task_state: Callable[[str, State], None] | None = None,
+    ) -> State:
         """Run the flow and return its State (see `dok.core.states`). Without an executor the flow runs
         in-process on a `LocalExecutor`; `on_task_state(name, state)` is called as task runs finish."""
         values = self.resolve_parameters(parameters)

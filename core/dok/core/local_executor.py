@@ -91,7 +91,7 @@ class _LocalRun:
         results = {
             n.name: self.values[n.index]
             for n in self.flow.reference_nodes()
-            if n.index in self.values and not isinstance(self.values[n.index], _Bad)
+            if n.index in self.values and self.states.get(n.name, Cancelled()).is_successful()
         }
         return flow_state(self.states, results=results, start=start, end=time.time(), interrupted=interrupted)
 

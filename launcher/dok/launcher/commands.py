@@ -10,6 +10,7 @@ on a run by its identifier.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import sys
@@ -134,6 +135,16 @@ def make_env(loaded: LoadedFlow, args: argparse.Namespace) -> Any:
         raise UsageError(str(exc).splitlines()[0], hint="fix the option it names") from exc
 
 
+def warn_secret_env_vars(env: Any, err: TextIO) -> None:
+    """env_vars are baked into the image: warn for names that look like secrets (use --secret-env)."""
+    from .manifests import looks_secret
+
+    for name in sorted(getattr(env, "env_vars", None) or {}):
+        if looks_secret(name):
+            _say(err, f"warning: env var {name} looks like a secret but env_vars are stored in the image; "
+                      f"pass it from a Kubernetes Secret instead: --secret-env {name}=SECRET:KEY")
+
+
 def ca_bundle_of(args: argparse.Namespace) -> str | None:
     value = getattr(args, "ca_bundle", None)
     if not value:
@@ -184,6 +195,7 @@ def build_image(env: Any, loaded: LoadedFlow, args: argparse.Namespace, *, err: 
 def cmd_build(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     loaded = load_flow(args.flow)
     env = make_env(loaded, args)
+    warn_secret_env_vars(env, err)
     built = build_image(env, loaded, args, err=err)
     print(built.image, file=out, flush=True)
     return EXIT_SUCCESS
@@ -226,6 +238,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     loaded, params = load_with_params(args)
     env = make_env(loaded, args)
     secret_env = _secret_env(args.secret_env)
+    warn_secret_env_vars(env, err)
     kube = connect(args)
     namespace = namespace_of(args, kube, env)
     version = kube.ping()
@@ -252,9 +265,29 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 def wait_attached(handle: Any, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
-    """Wait for the run in the foreground; Ctrl-C cancels it and cleans up (twice: leave at once)."""
+    """Wait for the run in the foreground, print its State, then clean up (unless --keep).
+    Ctrl-C cancels the run and cleans up; a second Ctrl-C leaves at once, naming what may remain."""
     try:
-        state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=not args.keep)
+        try:
+            state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=False)
+        except KeyboardInterrupt:
+            raise
+        except BaseException:
+            if not args.keep:
+                with contextlib.suppress(Exception):
+                    handle.cleanup(timeout=60)
+            raise
+        print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True),
+              file=out, flush=True)
+        if not args.keep:
+            started = time.monotonic()
+            remaining = handle.cleanup(timeout=60)
+            if remaining:
+                _say(err, f"warning: still there after 60 s: {', '.join(remaining)}; "
+                          f"retry with `dok cleanup {handle.identifier} -n {handle.namespace}`")
+            else:
+                _say(err, f"cleaned up run {handle.identifier} in {time.monotonic() - started:.1f}s")
+        return exit_code_for(state)
     except KeyboardInterrupt:
         _say(err, f"Ctrl-C: cancelling run {handle.identifier} and deleting its Job and pods "
                   "(Ctrl-C again to exit at once)")
@@ -270,8 +303,6 @@ def wait_attached(handle: Any, args: argparse.Namespace, *, out: TextIO, err: Te
         else:
             _say(err, f"run {handle.identifier} cancelled; nothing of it is left in the cluster")
         return EXIT_INTERRUPTED
-    print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True), file=out, flush=True)
-    return exit_code_for(state)
 
 
 def _leftover_message(handle: Any) -> str:

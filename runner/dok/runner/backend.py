@@ -68,6 +68,7 @@ class PodWorkerBackend:
         self.template: JobPodTemplate | None = None
         self.template_warning: str | None = None
         self._numbers = itertools.count()
+        self._pending: set[str] = set()  # workers last seen Pending: no process to stop, delete at once
         self.selector = f"{IDENTIFIER_LABEL}={config.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
 
     async def prepare(self) -> None:
@@ -116,23 +117,32 @@ class PodWorkerBackend:
                 await asyncio.sleep(1.0)
 
     async def delete(self, name: str) -> bool:
-        return await asyncio.to_thread(self.kube.delete_pod, name, grace_period_seconds=self.delete_grace_seconds)
+        """Delete with a short grace period; a pod that never started (Pending: image pull, unschedulable)
+        has nothing to stop, so it goes at once (grace 0) instead of lingering as Terminating."""
+        grace = 0 if name in self._pending else self.delete_grace_seconds
+        return await asyncio.to_thread(self.kube.delete_pod, name, grace_period_seconds=grace)
 
     async def observe(self) -> list[WorkerObservation]:
         pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
-        return [observe_pod(p) for p in pods]
+        observations = [observe_pod(p) for p in pods]
+        self._pending = {p["metadata"]["name"] for p in pods if _never_started(p)}
+        return observations
 
     async def diagnostics(self, name: str) -> str:
         return await asyncio.to_thread(self.kube.pod_log_tail, name, lines=20)
 
     async def cleanup(self) -> list[str]:
+        """Delete every worker pod of this run still there. Pods that never started are deleted with grace 0
+        (also when already Terminating: shortening the grace period is allowed)."""
         pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
         deleted = []
         for pod in pods:
             meta = pod.get("metadata") or {}
-            if meta.get("deletionTimestamp"):
+            never_started = _never_started(pod)
+            if meta.get("deletionTimestamp") and not never_started:
                 continue
-            if await self.delete(meta["name"]):
+            grace = 0 if never_started else self.delete_grace_seconds
+            if await asyncio.to_thread(self.kube.delete_pod, meta["name"], grace_period_seconds=grace):
                 deleted.append(meta["name"])
         return deleted
 
@@ -140,3 +150,15 @@ class PodWorkerBackend:
         """Names of this run's worker pods that still exist (Terminating included)."""
         pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
         return [p["metadata"]["name"] for p in pods]
+
+
+def _never_started(pod: dict) -> bool:
+    """Pending with no container that ever ran: safe to delete without a grace period."""
+    status = pod.get("status") or {}
+    if status.get("phase") not in (None, "Pending"):
+        return False
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state") or {}
+        if "running" in state or "terminated" in state or container.get("lastState", {}).get("terminated"):
+            return False
+    return True

@@ -1,0 +1,137 @@
+"""The CLI's cluster commands without a cluster: bad input and an unreachable API server give one-line
+errors with the right exit code (2 usage/config, 3 infrastructure) before any image is built."""
+
+from __future__ import annotations
+
+import io
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from dok.launcher import commands
+from dok.launcher.cli import main
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def run_cli(*argv):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), out=out, err=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def dead_kubeconfig(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: abc}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u}}}}]
+current-context: x
+""")
+    return str(cfg), port
+
+
+@pytest.fixture
+def no_build(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("must not build an image")
+    monkeypatch.setattr(commands, "build_image", fail)
+
+
+def test_unreachable_cluster_exits_3_before_building(dead_kubeconfig, no_build):
+    cfg, port = dead_kubeconfig
+    start = time.monotonic()
+    code, out, err = run_cli("run", f"{DATA}/ok_flow.py", "--kubeconfig", cfg)
+    assert code == 3
+    assert time.monotonic() - start < 15
+    assert f"127.0.0.1:{port}" in err and "unreachable" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", [("status", "abc"), ("logs", "abc"), ("cancel", "abc"), ("cleanup", "--all"),
+                                     ("list",), ("setup",)])
+def test_every_cluster_command_reports_unreachable(dead_kubeconfig, command):
+    cfg, _ = dead_kubeconfig
+    code, _, err = run_cli(*command, "--kubeconfig", cfg)
+    assert code == 3 and err.startswith("dok: error: cluster unreachable")
+
+
+def test_missing_kubeconfig_file_exits_2(tmp_path):
+    code, _, err = run_cli("list", "--kubeconfig", str(tmp_path / "nope"))
+    assert code == 2 and "does not exist" in err
+
+
+def test_nothing_configured_exits_3_with_hint(tmp_path, monkeypatch, no_build):
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("DOK_CLUSTER_STATE", str(tmp_path / "no-cluster"))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    code, _, err = run_cli("run", f"{DATA}/ok_flow.py")
+    assert code == 3
+    assert "tools/bazel run //tools:cluster -- up" in err
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (("--max-workers", "0"), "max_workers"),
+    (("--min-workers", "4", "--max-workers", "2"), "min_workers"),
+    (("-n", "Not_Valid"), "namespace"),
+    (("--param", "nope=1"), "allowed parameters"),
+    (("--secret-env", "TOKEN"), "malformed --secret-env"),
+    (("--secret-env", "1X=s:k"), "environment variable name"),
+    (("--secret-env", "X=Bad_Secret:k"), "Secret name"),
+    (("--registry", "not a url"), "registry_url"),
+    (("--base-image", "UPPER:case"), "base_image"),
+])
+def test_bad_run_options_exit_2_without_cluster(argv, fragment, no_build, dead_kubeconfig):
+    cfg, _ = dead_kubeconfig
+    extra = () if "--kubeconfig" in argv else ("--kubeconfig", cfg)
+    code, _, err = run_cli("run", f"{DATA}/ok_flow.py", *argv, *extra)
+    assert code == 2, err
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+def test_secret_looking_env_vars_warned(monkeypatch):
+    err = io.StringIO()
+    from dok.launcher.flowfile import load_flow
+
+    loaded = load_flow(f"{DATA}/secret_env_flow.py")
+    assert loaded.environment is not None and loaded.environment.max_workers == 2
+    commands.warn_secret_env_vars(loaded.environment, err)
+    assert "API_TOKEN" in err.getvalue() and "--secret-env API_TOKEN=SECRET:KEY" in err.getvalue()
+    assert "LOG_LEVEL" not in err.getvalue()
+
+
+def test_make_env_layers_cli_over_file_env(monkeypatch):
+    from types import SimpleNamespace
+
+    from dok.launcher.flowfile import load_flow
+
+    monkeypatch.setenv("DOK_BASE_IMAGE", "dok-base:bookworm-py3.11")
+    loaded = load_flow(f"{DATA}/secret_env_flow.py")
+    args = SimpleNamespace(base_image=None, registry="localhost:5000", namespace="team-a", min_workers=None,
+                           max_workers=5)
+    env = commands.make_env(loaded, args)
+    assert env.max_workers == 5 and env.namespace == "team-a" and env.registry_url == "localhost:5000"
+    assert env.base_image == "dok-base:bookworm-py3.11"  # the file did not name one
+    assert env.env_vars["LOG_LEVEL"] == "info"
+
+
+def test_ca_bundle_must_exist(tmp_path):
+    from types import SimpleNamespace
+
+    from dok.launcher.exceptions import UsageError
+
+    with pytest.raises(UsageError, match="--ca-bundle"):
+        commands.ca_bundle_of(SimpleNamespace(ca_bundle=str(tmp_path / "no.pem")))
+    pem = tmp_path / "ca.pem"
+    pem.write_text("x")
+    assert commands.ca_bundle_of(SimpleNamespace(ca_bundle=str(pem))) == str(pem)
+    assert commands.ca_bundle_of(SimpleNamespace(ca_bundle=None)) is None
