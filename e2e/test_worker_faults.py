@@ -228,3 +228,159 @@ def test_job_pod_deleted_leaves_no_worker(cluster: helpers.Cluster, namespace: s
     took = no_worker_left(cluster, namespace, handle.identifier, timeout=60)
     handle.cleanup()
     print(f"job pod deleted: worker pods gone after {took:.1f}s")
+
+
+# -- the Kubernetes API unreachable for a few seconds ---------------------------------------------------------
+class FlakyApiProxy:
+    """A TCP forwarder 127.0.0.1:<port> -> the API server (TLS passes through; the server's certificate
+    names 127.0.0.1). `outage(seconds)` drops every connection and refuses new ones for that long, like an
+    API server restart."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        import socket
+
+        self.upstream = (upstream_host, upstream_port)
+        self.port = _free_port()
+        self.lock = threading.Lock()
+        self.conns: list[Any] = []
+        self.listener: Any = None
+        self.refused_window = (0.0, 0.0)
+        self.closed = False
+        self._socket = socket
+        self._listen()
+
+    def _listen(self) -> None:
+        s = self._socket.socket()
+        s.setsockopt(self._socket.SOL_SOCKET, self._socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        self.listener = s
+        threading.Thread(target=self._accept, args=(s,), daemon=True).start()
+
+    def _accept(self, listener: Any) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = self._socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def outage(self, seconds: float) -> None:
+        self.refused_window = (time.monotonic(), time.monotonic() + seconds)
+        self.listener.close()
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(self._socket.SHUT_RDWR)
+                s.close()
+            except OSError:
+                pass
+        time.sleep(seconds)
+        if not self.closed:
+            self._listen()
+
+    def close(self) -> None:
+        self.closed = True
+        self.listener.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_api_server_outage_is_survived_with_retries(cluster: helpers.Cluster, namespace: str, built_env: Any,
+                                                    tmp_path: Any, caplog: Any) -> None:
+    """The runner (in-process here, so its API traffic can be cut) keeps running through ~8 s of
+    connection-refused from the API server: its calls retry with backoff and the flow succeeds."""
+    import logging
+    from urllib.parse import urlparse
+
+    import yaml
+
+    from dok.core import bundle
+    from dok.runner import execute
+    from dok.runner.monitor import RunMonitor
+
+    api = urlparse(cluster.api_client.configuration.host)
+    node_ip = api.hostname
+    proxy = FlakyApiProxy(node_ip, api.port or 443)
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    for entry in config["clusters"]:
+        entry["cluster"]["server"] = f"https://127.0.0.1:{proxy.port}"
+    kubeconfig = tmp_path / "proxied.kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+
+    identifier = str(uuid.uuid4())
+    owner = helpers.pod_manifest(f"fake-job-{identifier[:8]}", built_env.image,
+                                 ["python", "-c", "import time; time.sleep(3600)"],
+                                 labels=run_labels(identifier=identifier, flow_name="e2e-faults", component="job"))
+    owner["spec"]["terminationGracePeriodSeconds"] = 0
+    created = cluster.core.create_namespaced_pod(namespace, owner)
+    path = tmp_path / "flow.dokflow"
+    info = bundle.dump(faults_flow(), path)
+    n, delay = 16, 1.5
+    environ = {
+        "DOK_IDENTIFIER": identifier, "DOK_FLOW_NAME": "e2e-faults", "DOK_IMAGE": built_env.image,
+        "DOK_NAMESPACE": namespace, "DOK_POD_NAME": created.metadata.name, "DOK_POD_UID": created.metadata.uid,
+        "DOK_POD_IP": node_ip, "DOK_SCHEDULER_HOST": node_ip, "DOK_SCHEDULER_PORT": str(_free_port()),
+        "DOK_MAX_WORKERS": "2", "DOK_PARAMETERS": json.dumps({"n": n, "delay": delay}),
+        "DOK_WORKER_START_TIMEOUT": "120", "DOK_BUNDLE_SHA256": info.sha256,
+        "DOK_TERMINATION_LOG": str(tmp_path / "termination-log"), "DOK_IMAGE_PULL_POLICY": "IfNotPresent",
+    }
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(kubeconfig)
+    result: dict[str, Any] = {}
+    caplog.set_level(logging.WARNING, logger="dok.runner.kube")
+
+    def runner() -> None:
+        result["outcome"] = execute(None, str(path), environ=environ, install_signal_handlers=False,
+                                    monitor=RunMonitor())
+
+    thread = threading.Thread(target=runner, daemon=True)
+    try:
+        thread.start()
+        helpers.wait_for("2 running worker pods",
+                         lambda: len(running_workers(cluster, namespace, identifier)) == 2, timeout=120)
+        proxy.outage(8.0)
+        thread.join(300)
+    finally:
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        proxy.close()
+    outcome = result.get("outcome")
+    assert outcome is not None, "the runner did not finish"
+    retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert outcome.exit_code == 0 and outcome.state.is_successful(), f"{outcome.state!r}\n{retries}"
+    assert [str(v) for v in (outcome.state.result or {}).values()] == [str(sum(x ** 3 for x in range(n)))]
+    assert retries, "the outage was not noticed: no API call was retried"
+    no_worker_left(cluster, namespace, identifier)
+    print(f"API outage of 8s survived; {len(retries)} retried call(s), e.g. {retries[0]}")

@@ -51,6 +51,19 @@ def load_flow(directory: Path, source: str, module_name: str):
     return module.flow
 
 
+def dok_sources_digest() -> str:
+    """Digest of the dok sources that go into the image: if another process edits them during the
+    benchmark, the rebuilds are not 'unchanged'/'flow-only' any more and the run is void."""
+    import hashlib
+
+    from dok.builder.context import dok_package_files
+
+    h = hashlib.sha256()
+    for f in dok_package_files(("core", "runner"), "src")[1]:
+        h.update(f.path.encode() + b"\0" + f.data)
+    return h.hexdigest()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-image", default=os.environ.get("DOK_BASE_IMAGE", "dok-base:bookworm-py3.11"))
@@ -81,6 +94,7 @@ def main() -> int:
         client = connect()
         with tempfile.TemporaryDirectory(prefix="dok-bench-") as tmp:
             flow = load_flow(Path(tmp), FLOW_SOURCE, "bench_flow_v1")
+            sources = dok_sources_digest()
 
             started = time.monotonic()
             cold = dok.builder.build(env, flow, push=False, ca_bundle=args.ca_bundle, no_cache=True, progress=progress)
@@ -106,6 +120,9 @@ def main() -> int:
             changed = dok.builder.build(env, flow2, push=False, ca_bundle=args.ca_bundle, progress=progress)
             flow_change_s = time.monotonic() - started
             made.append(changed.image)
+            if dok_sources_digest() != sources:
+                print("build_cache: the dok sources were edited during the benchmark; rerun", file=sys.stderr)
+                return 3
             steps = [e for e in events if e.kind == "step"]
             cached = {e.step for e in events if e.kind == "cached"}
             rebuilt = sum(1 for e in steps if e.step not in cached and not e.message.startswith("FROM"))

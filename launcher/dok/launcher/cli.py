@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--detach", action="store_true", help="print the run's identifier and return at once")
     run.add_argument("--image", metavar="REF", help="use this already built image instead of building")
     run.add_argument("--active-deadline", type=_seconds, metavar="SECONDS", help="Job activeDeadlineSeconds")
-    run.add_argument("--ttl", type=_seconds, metavar="SECONDS", help="Job ttlSecondsAfterFinished")
+    run.add_argument("--ttl", type=_seconds, metavar="SECONDS",
+                     help="delete the finished Job this long after it ends, even without dok (default 3600)")
     run.add_argument("--worker-start-timeout", type=_seconds, metavar="SECONDS",
                      help="fail the run when a worker pod cannot start within this time (default 120)")
     run.add_argument("--secret-env", action="append", default=[], metavar="NAME=SECRET:KEY",

@@ -19,6 +19,10 @@ from .manifests import RUNNER_NAME, JobSpec, SecretRef, job_manifest
 from .prepare import setup as run_setup
 
 DEFAULT_WORKER_START_TIMEOUT = 120.0
+# A finished Job (and its pod) is deleted this long after it ends, even when no `dok` is around to clean
+# up (e.g. `dok run` was killed, or --detach): the TTL controller's job (Kubernetes >= 1.21, or the
+# TTLAfterFinished feature gate).
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = 3600
 
 
 def _secret_refs(value: Any) -> dict[str, SecretRef]:
@@ -83,7 +87,7 @@ def job_spec_for(env: Any, *, identifier: str, namespace: str, parameters: Mappi
         resources=_pick(kw.pop("resources", None), env, "resources", "job_resources"),
         active_deadline_seconds=_pick(kw.pop("active_deadline_seconds", None), env, "active_deadline_seconds"),
         ttl_seconds_after_finished=_pick(kw.pop("ttl_seconds_after_finished", None), env,
-                                         "ttl_seconds_after_finished"),
+                                         "ttl_seconds_after_finished", default=DEFAULT_TTL_SECONDS_AFTER_FINISHED),
         image_pull_secrets=tuple(_pick(kw.pop("image_pull_secrets", None), env, "image_pull_secrets", default=())),
         service_account_name=_pick(kw.pop("service_account_name", None), env, "service_account_name",
                                    default=RUNNER_NAME),
