@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import threading
@@ -358,10 +359,11 @@ def test_api_server_outage_is_survived_with_retries(cluster: helpers.Cluster, na
     os.environ["KUBECONFIG"] = str(kubeconfig)
     result: dict[str, Any] = {}
     caplog.set_level(logging.WARNING, logger="dok.runner.kube")
+    stream = io.StringIO()
 
     def runner() -> None:
         result["outcome"] = execute(None, str(path), environ=environ, install_signal_handlers=False,
-                                    monitor=RunMonitor())
+                                    monitor=RunMonitor(stream=stream))
 
     thread = threading.Thread(target=runner, daemon=True)
     try:
@@ -381,6 +383,6 @@ def test_api_server_outage_is_survived_with_retries(cluster: helpers.Cluster, na
     retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     assert outcome.exit_code == 0 and outcome.state.is_successful(), f"{outcome.state!r}\n{retries}"
     assert [str(v) for v in (outcome.state.result or {}).values()] == [str(sum(x ** 3 for x in range(n)))]
-    assert retries, "the outage was not noticed: no API call was retried"
+    assert retries, f"the outage was not noticed: no API call was retried\n{stream.getvalue()}"
     no_worker_left(cluster, namespace, identifier)
     print(f"API outage of 8s survived; {len(retries)} retried call(s), e.g. {retries[0]}")

@@ -64,6 +64,20 @@ def dok_sources_digest() -> str:
     return h.hexdigest()
 
 
+def make_private_base(client, base_image: str, run_id: str) -> str:
+    import io
+
+    from dok.builder.exceptions import BaseImageError
+
+    tag = f"dok-bench-base:{run_id}"
+    dockerfile = f"FROM {base_image}\nLABEL dok.dev/bench-run={run_id}\n"
+    for chunk in client.api.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, decode=True):
+        if "error" in chunk:
+            raise BaseImageError(f"cannot derive the benchmark's base from {base_image}: {chunk['error'].strip()}",
+                                 hint="make it with tools/images/make_base_image.sh or pass --base-image")
+    return tag
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-image", default=os.environ.get("DOK_BASE_IMAGE", "dok-base:bookworm-py3.11"))
@@ -86,12 +100,17 @@ def main() -> int:
         if args.verbose or event.kind in ("skip", "done"):
             printer(event)
 
-    name = f"dok-bench-{uuid.uuid4().hex[:8]}"
-    env = DaskOnKubernetesEnvironment(base_image=args.base_image, image_name=name)
+    run_id = uuid.uuid4().hex[:8]
+    name = f"dok-bench-{run_id}"
     made: list[str] = []
     client = None
     try:
         client = connect()
+        # A base image of our own (the given base + a unique label): its ID is new, so no docker layer cache
+        # from other builds on this daemon applies to this run's chain, and later builds can only reuse it.
+        base = make_private_base(client, args.base_image, run_id)
+        made.append(base)
+        env = DaskOnKubernetesEnvironment(base_image=base, image_name=name)
         with tempfile.TemporaryDirectory(prefix="dok-bench-") as tmp:
             flow = load_flow(Path(tmp), FLOW_SOURCE, "bench_flow_v1")
             sources = dok_sources_digest()
@@ -131,7 +150,7 @@ def main() -> int:
         return 1
     finally:
         if client is not None:
-            for reference in made:
+            for reference in reversed(made):  # the images, then the private base
                 try:
                     client.api.remove_image(reference, force=True)  # and its untagged parents
                 except Exception:  # noqa: BLE001 - already gone
