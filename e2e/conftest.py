@@ -5,8 +5,8 @@ Fixtures (reuse them from any e2e/test_*.py):
   code under test), `.api_client` (kubernetes.client.ApiClient), `.core` / `.batch` / `.rbac` (API objects),
   `.load_image(tag)`, `.server_version`, `.started_by_session`. Brought up with `tools/cluster ... up` when it is not running
   (the first time this builds Kubernetes: 10-20 min). At the end of the session it is torn down only if this
-  session started it, unless `--keep-cluster` or DOK_E2E_KEEP_CLUSTER=1. A cluster that was already up
-  is always left running.
+  session's `up` started it, unless `--keep-cluster` or DOK_E2E_KEEP_CLUSTER=1. A cluster that was already
+  up (or that another session started meanwhile) is always left running.
 - `namespace` (function) -> str: a fresh namespace `e2e-<test>-<random>` whose default ServiceAccount
   exists (with its token Secret on Kubernetes < 1.24, so pods can start at once); deleted afterwards
   (its pods first, with no grace period). Keep it with DOK_E2E_KEEP_NAMESPACES=1.
@@ -48,16 +48,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[helpers.Cluster]:
-    was_up = helpers.cluster_is_up()
-    if not was_up:
+    started_here = False
+    if not helpers.cluster_is_up():
         started = time.monotonic()
-        if helpers.run_cluster_tool("up").returncode != 0:
+        proc = helpers.run_cluster_tool("up", capture=True)
+        if proc.returncode != 0:
             pytest.fail("`tools/cluster up` failed (see its output above)")
-        print(f"e2e: cluster brought up in {time.monotonic() - started:.0f}s", file=sys.stderr)
+        # "started" only when this `up` started it (another session may have done so meanwhile).
+        started_here = proc.stdout.strip().splitlines()[-1:] == ["started"]
+        print(f"e2e: cluster up after {time.monotonic() - started:.0f}s ({proc.stdout.strip()})", file=sys.stderr)
     kubeconfig = helpers.kubeconfig_path()
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig)
-    handle = helpers.Cluster.connect(kubeconfig, started_by_session=not was_up)
+    handle = helpers.Cluster.connect(kubeconfig, started_by_session=started_here)
     try:
         yield handle
     finally:

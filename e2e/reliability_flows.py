@@ -237,6 +237,8 @@ def assert_cli_error(proc: subprocess.CompletedProcess[str], code: int, names: t
         assert name in line, f"the error line does not name {name!r}: {line!r}"
     after = proc.stderr.split(line, 1)[1].splitlines()
     hint = next((h.strip() for h in after[:3] if h.strip().startswith("hint:")), "")
+    if not hint and "usage:" in proc.stderr.split(line, 1)[0]:  # argparse: the usage says how to call it
+        hint = proc.stderr.split(line, 1)[0].strip()
     assert hint or "(hint:" in line or fix, f"no hint saying how to fix it after {line!r}:\n{text}"
     for needle in fix:
         assert needle in line or needle in hint, f"{needle!r} (how to fix) not in {line!r} / {hint!r}"

@@ -4,7 +4,10 @@
 - a failing task exits 1 and prints the task's error;
 - a missing image exits 3 with the pull error within a bounded time;
 - `--detach` prints the identifier; `dok status` / `dok logs` / `dok cleanup` work with it;
-- `dok status`/`logs`/`cancel` on an unknown identifier exit 2 with a one-line error.
+- `dok status`/`logs`/`cancel` on an unknown identifier, or a namespace that does not exist, exit 2;
+- security: the running job pod's spec is restricted (non-root, no escalation, no capabilities,
+  RuntimeDefault seccomp, read-only root); the runner's account may only do what it needs in its
+  namespace (SubjectAccessReview); a caller who may not create Jobs gets exit 2 naming the permission.
 
 The CLI runs as a subprocess (`python -m dok.launcher`, the same code as `tools/dok`) with the cluster's
 kubeconfig; each test gets a fresh namespace. Images come from dok.builder (base image $DOK_BASE_IMAGE,
@@ -187,3 +190,116 @@ def test_namespace_that_does_not_exist_exits_2(cluster, tmp_path):
     proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", "dok-e2e-no-such-namespace", timeout=120)
     assert proc.returncode == 2
     assert "does not exist" in proc.stderr
+
+
+# ---- security: the job pod's spec, the runner's permissions, a caller without permissions --------------
+SLOW_FLOW = '''
+import time
+from dok.core import Flow, task
+
+@task
+def slow(i):
+    time.sleep(30)
+    return i
+
+with Flow("e2e-slow") as flow:
+    slow.map([1, 2])
+'''
+
+
+def test_job_pod_runs_restricted(cluster, namespace, tmp_path):
+    proc = dok(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--detach")
+    assert proc.returncode == 0
+    identifier = proc.stdout.strip().splitlines()[-1]
+    try:
+        def running():
+            pods = helpers.list_by_label(cluster, "pods", {IDENT_LABEL: identifier,
+                                                           "app.kubernetes.io/component": "job"},
+                                         namespace=namespace)
+            return pods[0] if pods and pods[0].status.phase == "Running" else None
+
+        pod = helpers.wait_for("the job pod running", running, timeout=180)
+        spec = pod.spec
+        assert spec.security_context.run_as_non_root is True
+        assert spec.security_context.seccomp_profile.type == "RuntimeDefault"
+        (c,) = spec.containers
+        sc = c.security_context
+        assert sc.run_as_non_root is True and sc.run_as_user == 1000
+        assert sc.allow_privilege_escalation is False
+        assert sc.capabilities.drop == ["ALL"]
+        assert sc.read_only_root_filesystem is True
+        assert sc.seccomp_profile.type == "RuntimeDefault"
+        assert spec.service_account_name == "dok-runner"
+        assert spec.restart_policy == "Never"
+        labels = pod.metadata.labels
+        assert labels["app.kubernetes.io/managed-by"] == "dok" and labels["dok.dev/flow"] == "e2e-slow"
+    finally:
+        assert dok(cluster, "cancel", identifier, "-n", namespace, timeout=120).returncode == 0
+
+
+def test_runner_account_is_least_privilege(cluster, namespace):
+    from kubernetes import client as k8s
+
+    assert dok(cluster, "setup", "-n", namespace, timeout=120).returncode == 0
+    authz = k8s.AuthorizationV1Api(cluster.api_client)
+    user = f"system:serviceaccount:{namespace}:dok-runner"
+
+    def allowed(verb, resource, ns=namespace, sub=""):
+        attrs = {"verb": verb, "resource": resource, "namespace": ns}
+        if sub:
+            attrs["subresource"] = sub
+        review = authz.create_subject_access_review({
+            "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+            "spec": {"user": user, "groups": ["system:serviceaccounts", f"system:serviceaccounts:{namespace}"],
+                     "resourceAttributes": attrs}})
+        return review.status.allowed
+
+    for verb in ("create", "get", "list", "watch", "delete"):
+        assert allowed(verb, "pods"), verb
+    assert allowed("get", "pods", sub="log")
+    assert not allowed("get", "secrets")
+    assert not allowed("list", "secrets")
+    assert not allowed("create", "jobs")
+    assert not allowed("create", "pods", ns="kube-system")
+    assert not allowed("list", "pods", ns="default") or namespace == "default"
+    assert not allowed("create", "roles")
+
+
+def test_caller_without_job_permission_exits_2(cluster, namespace, tmp_path):
+    """A kubeconfig for a ServiceAccount that may only list pods: `dok run` names what is missing."""
+    import base64
+
+    import yaml
+
+    core, rbac = cluster.core, cluster.rbac
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "limited"}})
+    rbac.create_namespaced_role(namespace, {"metadata": {"name": "limited"}, "rules": [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}]})
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "limited"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "limited"},
+        "subjects": [{"kind": "ServiceAccount", "name": "limited", "namespace": namespace}]})
+
+    def token():
+        sa = core.read_namespaced_service_account("limited", namespace)
+        for ref in sa.secrets or []:
+            secret = core.read_namespaced_secret(ref.name, namespace)
+            if secret.data and secret.data.get("token"):
+                return base64.b64decode(secret.data["token"]).decode()
+        return None
+
+    admin = yaml.safe_load(cluster.kubeconfig.read_text())
+    cfg = {"apiVersion": "v1", "kind": "Config",
+           "clusters": admin["clusters"],
+           "users": [{"name": "limited", "user": {"token": helpers.wait_for("a token", token, timeout=60)}}],
+           "contexts": [{"name": "limited", "context": {"cluster": admin["clusters"][0]["name"],
+                                                       "user": "limited", "namespace": namespace}}],
+           "current-context": "limited"}
+    path = tmp_path / "limited.kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--kubeconfig", str(path),
+               timeout=120)
+    assert proc.returncode == 2
+    assert "you may not" in proc.stderr and "create jobs.batch" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert helpers.list_by_label(cluster, "jobs", {"app.kubernetes.io/managed-by": "dok"}, namespace=namespace) == []

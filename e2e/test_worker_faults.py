@@ -290,7 +290,7 @@ class FlakyApiProxy:
 
     def outage(self, seconds: float) -> None:
         self.refused_window = (time.monotonic(), time.monotonic() + seconds)
-        self.listener.close()
+        self._stop_listening()
         with self.lock:
             conns, self.conns = self.conns, []
         for s in conns:
@@ -303,9 +303,16 @@ class FlakyApiProxy:
         if not self.closed:
             self._listen()
 
+    def _stop_listening(self) -> None:
+        try:
+            self.listener.shutdown(self._socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+        except OSError:
+            pass
+        self.listener.close()
+
     def close(self) -> None:
         self.closed = True
-        self.listener.close()
+        self._stop_listening()
 
 
 def _free_port() -> int:
@@ -383,6 +390,6 @@ def test_api_server_outage_is_survived_with_retries(cluster: helpers.Cluster, na
     retries = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
     assert outcome.exit_code == 0 and outcome.state.is_successful(), f"{outcome.state!r}\n{retries}"
     assert [str(v) for v in (outcome.state.result or {}).values()] == [str(sum(x ** 3 for x in range(n)))]
-    assert retries, f"the outage was not noticed: no API call was retried\n{stream.getvalue()}"
+    assert len(retries) >= 3, f"the outage was not noticed: {retries}\n{stream.getvalue()}"
     no_worker_left(cluster, namespace, identifier)
     print(f"API outage of 8s survived; {len(retries)} retried call(s), e.g. {retries[0]}")

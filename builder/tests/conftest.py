@@ -44,6 +44,43 @@ def base_image(docker_client):
     return BASE_IMAGE
 
 
+@pytest.fixture
+def private_base(docker_client, base_image, unique_name):
+    """The base image plus a unique label: a new image ID, so the docker layer cache of other builds on this
+    daemon (other chains with other dok sources) cannot interfere with cache assertions."""
+    import io
+
+    tag = f"dok-test-base:{unique_name}"
+    dockerfile = f"FROM {base_image}\nLABEL dok.dev/test-run={unique_name}\n"
+    for _ in docker_client.api.build(fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, decode=True):
+        pass
+    base_id = docker_client.api.inspect_image(tag)["Id"]
+    yield tag
+    _remove_descendants(docker_client, base_id)
+    docker_client.api.remove_image(tag, force=True)
+
+
+def _remove_descendants(docker_client, image_id: str) -> None:
+    """Removes every image built on `image_id` (deepest first); nobody else builds on a private base."""
+    import docker.errors
+
+    children: dict[str, list[str]] = {}
+    for image in docker_client.api.images(all=True):
+        children.setdefault(image.get("ParentId") or "", []).append(image["Id"])
+    order: list[str] = []
+    stack = [image_id]
+    while stack:
+        current = stack.pop()
+        for child in children.get(current, []):
+            order.append(child)
+            stack.append(child)
+    for child in reversed(order):
+        try:
+            docker_client.api.remove_image(child, force=True, noprune=True)
+        except docker.errors.APIError:
+            pass
+
+
 @pytest.fixture(scope="session")
 def ca_bundle():
     return HOST_CA_BUNDLE if os.path.exists(HOST_CA_BUNDLE) else None

@@ -96,8 +96,8 @@ def test_build_layout_health_check_and_run_the_flow_in_the_image(docker_client, 
 
 
 def test_unchanged_rebuild_is_skipped_fast_and_flow_change_rebuilds_only_the_last_steps(
-        docker_client, base_image, ca_bundle, images, unique_name, events):
-    env = env_for(base_image, image_name=unique_name)
+        docker_client, private_base, ca_bundle, images, unique_name, events):
+    env = env_for(private_base, image_name=unique_name)
     first = dok.builder.build(env, make_flow(offset=1), push=False, ca_bundle=ca_bundle, progress=events)
     images.append(first.image)
 
@@ -189,3 +189,20 @@ def test_docker_daemon_not_running(base_image, monkeypatch, unique_name):
         dok.builder.build(env_for(base_image, image_name=unique_name), make_flow(), push=False,
                           progress=dok.builder.silent)
     assert "not running" in info.value.message and "tools/dockerd/ensure.sh" in info.value.hint
+
+
+def test_flow_needing_a_package_missing_from_the_image_fails_the_health_check(docker_client, base_image, ca_bundle,
+                                                                               unique_name):
+    import hypothesis  # installed on this client, not a dependency of the image
+
+    @task
+    def version():
+        return hypothesis.__version__
+
+    with Flow("needs-hypothesis") as flow:
+        version()
+    env = env_for(base_image, image_name=unique_name)
+    with pytest.raises(ex.HealthCheckError) as info:
+        dok.builder.build(env, flow, push=False, ca_bundle=ca_bundle, progress=dok.builder.silent)
+    assert "hypothesis" in info.value.message and "python_dependencies" in info.value.hint
+    assert not docker_client.images.list(name=unique_name)

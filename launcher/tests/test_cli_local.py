@@ -106,3 +106,10 @@ def test_subprocess_exit_codes_and_relative_path():
     assert bad.returncode == 1
     assert "ValueError: boom 42" in bad.stdout
     assert "Traceback" not in bad.stderr
+
+
+def test_local_cluster_adapts_up_to_max_workers():
+    code, out, err = run_cli("run", f"{DATA}/slow_map.py", "--local", "--min-workers", "1", "--max-workers", "2")
+    assert code == 0, err
+    assert "[dok] workers: 2" in out
+    assert "workers: 3" not in out

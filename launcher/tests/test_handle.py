@@ -146,7 +146,7 @@ def test_cancel_deletes_pod_and_job():
     kube = FakeKube([([job()], [pod("p", phase="Running")])])
     h, _ = handle(kube)
     h.cancel()
-    assert kube.deleted_pods == ["p"] and kube.deleted_jobs == ["dok-f-0f8fad5b"]
+    assert kube.deleted_jobs == ["dok-f-0f8fad5b"]  # the Job first (no replacement pod), then its pods
 
 
 def test_cleanup_reports_leftovers():
@@ -161,3 +161,51 @@ def test_cleanup_reports_leftovers():
     h, _ = handle(kube)
     remaining = h.cleanup(timeout=0.05)
     assert remaining == ["Job/dok-f-0f8fad5b", "pod/p"]
+
+
+def test_evicted_pod_without_container_state():
+    p = pod("p", phase="Failed")
+    p.status.container_statuses = []
+    p.status.reason, p.status.message = "Evicted", "The node was low on resource: memory."
+    kube = FakeKube([([job()], [p])])
+    with pytest.raises(PodLost, match="Evicted.*low on resource"):
+        wait(kube)
+
+
+def test_api_server_blip_is_retried():
+    from dok.launcher.exceptions import ClusterUnreachable
+
+    class Flaky(FakeKube):
+        def list_pods(self, namespace, selector):
+            if 1 <= self.polls < 4:
+                self.polls += 1
+                raise ClusterUnreachable("cluster unreachable at https://fake:6443 (connection refused)")
+            return super().list_pods(namespace, selector)
+
+    kube = Flaky([([job()], [pod("p", phase="Running")]),
+                  ([job()], [pod("p", phase="Succeeded", terminated={"message": ok_message()})])])
+    state, lines, _ = wait(kube)
+    assert state.is_successful()
+    assert any("API server unavailable" in line for line in lines)
+
+
+def test_api_server_down_too_long_fails():
+    from dok.launcher.exceptions import ClusterUnreachable
+
+    class Down(FakeKube):
+        def list_pods(self, namespace, selector):
+            raise ClusterUnreachable("cluster unreachable at https://fake:6443 (connection refused)")
+
+    h, sink = handle(Down([([job()], [])]))
+    with pytest.raises(ClusterUnreachable):
+        h.wait(options=WaitOptions(poll_interval=0.001, api_retry_window=0.05), on_line=sink.append, cleanup=False)
+
+
+def test_deadline_exceeded_is_explained():
+    from types import SimpleNamespace as NS
+
+    failed = job(conditions=[NS(type="Failed", status="True", reason="DeadlineExceeded",
+                                message="Job was active longer than specified deadline")])
+    kube = FakeKube([([job()], [pod("p", phase="Running")]), ([failed], [pod("p", phase="Running", deleting=True)])])
+    with pytest.raises(PodLost, match="DeadlineExceeded"):
+        wait(kube)

@@ -76,7 +76,7 @@ class LocalProcessBackend:
                                                              message=f"exited with code {proc.returncode}")))
         return out
 
-    async def diagnostics(self, name: str) -> str:
+    async def diagnostics(self, name: str, *, log: bool = True) -> str:
         return "(local process: no log kept)"
 
     async def cleanup(self) -> list[str]:

@@ -10,7 +10,7 @@ import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from dok.runner.backend import PodWorkerBackend
+from dok.runner.backend import PodWorkerBackend, warning_events_text
 from dok.runner.config import RunnerConfig
 from dok.runner.exceptions import ApiUnavailable, Conflict, Forbidden, KubernetesError, NotFound
 from dok.runner.kube import Kube, RetryPolicy
@@ -165,3 +165,16 @@ def test_backend_deletes_pods_that_never_started_without_grace():
     asyncio.run(backend.delete("w-0"))
     asyncio.run(backend.delete("w-1"))
     assert [c[2]["grace_period_seconds"] for c in core.calls[1:]] == [0, 1]
+
+
+def test_warning_events_text_keeps_the_last_distinct_warnings():
+    events = [
+        {"type": "Normal", "reason": "Scheduled", "message": "assigned", "lastTimestamp": "2026-01-01T00:00:01Z"},
+        {"type": "Warning", "reason": "Failed", "message": "Failed to pull image x: connection refused",
+         "lastTimestamp": "2026-01-01T00:00:03Z"},
+        {"type": "Warning", "reason": "Failed", "message": "Error: ErrImagePull", "lastTimestamp": "2026-01-01T00:00:04Z"},
+        {"type": "Warning", "reason": "Failed", "message": "Error: ErrImagePull", "lastTimestamp": "2026-01-01T00:00:05Z"},
+    ]
+    assert warning_events_text(events) == ["event Failed: Failed to pull image x: connection refused",
+                                           "event Failed: Error: ErrImagePull"]
+    assert warning_events_text([]) == []

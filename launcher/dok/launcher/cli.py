@@ -185,12 +185,14 @@ def _is_dok_error(exc: BaseException) -> bool:
 
 
 def _sigterm_as_interrupt() -> None:
-    """`kill <dok run>` behaves like Ctrl-C: the run is cancelled and cleaned up."""
+    """`kill <dok run>` (SIGTERM) behaves like Ctrl-C: the run is cancelled and cleaned up. SIGINT is
+    (re)armed too: a shell starts background jobs with SIGINT ignored, and `kill -INT` must still work."""
     def handler(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     try:
         signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     except ValueError:  # not the main thread (tests)
         pass
 

@@ -402,6 +402,17 @@ def cmd_list(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         ident = labels.get(core_labels.IDENTIFIER_LABEL, "?")
         rows.append((ident, labels.get(core_labels.FLOW_LABEL, "?"), _job_phase(job), str(workers.get(ident, 0)),
                      str(job.metadata.creation_timestamp or "")))
+    with_job = {(j.metadata.labels or {}).get(core_labels.IDENTIFIER_LABEL) for j in jobs}
+    orphans: dict[str, list[Any]] = {}
+    for p in pods:
+        labels = p.metadata.labels or {}
+        ident = labels.get(core_labels.IDENTIFIER_LABEL, "?")
+        if ident not in with_job:
+            orphans.setdefault(ident, []).append(p)
+    for ident, items in sorted(orphans.items()):
+        labels = items[0].metadata.labels or {}
+        rows.append((ident, labels.get(core_labels.FLOW_LABEL, "?"), f"NoJob({len(items)} pods)",
+                     str(workers.get(ident, 0)), str(items[0].metadata.creation_timestamp or "")))
     if len(rows) == 1:
         print(f"no dok runs in namespace {ns}", file=out, flush=True)
         return EXIT_SUCCESS
@@ -424,9 +435,3 @@ def cmd_setup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     print(f"namespace {ns} is ready for dok runs (service account {res.service_account})", file=out, flush=True)
     return EXIT_SUCCESS
 
-
-if __name__ == "__main__":  # pragma: no cover
-    from .cli import console_main
-
-    console_main()
-    sys.exit(0)

@@ -63,6 +63,10 @@ class ClusterUnreachable(InfrastructureError):
     """The Kubernetes API server cannot be reached (connection refused, DNS, TLS, timeout)."""
 
 
+class ApiUnavailable(InfrastructureError):
+    """The API server answered with a transient error (5xx, 429): worth retrying for a while."""
+
+
 class ImagePullError(InfrastructureError):
     """The job pod's image cannot be pulled."""
 

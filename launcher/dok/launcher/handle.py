@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from dok.core import labels as core_labels
 
-from .exceptions import (ClusterUnreachable, ConfigError, ImagePullError, InfrastructureError, PodLost,
+from .exceptions import (ApiUnavailable, ClusterUnreachable, ConfigError, ImagePullError, InfrastructureError, PodLost,
                          RunNotFound, WaitTimeout)
 from .kube import Kube
 from .manifests import CONTAINER_NAME
@@ -96,6 +96,27 @@ def _unschedulable(pod: Any) -> str | None:
         if cond.type == "PodScheduled" and cond.status == "False" and cond.reason == "Unschedulable":
             return cond.message or "Unschedulable"
     return None
+
+
+_NOT_YET = object()
+
+
+@dataclass(kw_only=True)
+class _Watch:
+    """What `wait` remembers between looks at the run."""
+
+    emit: Callable[[str], None]
+    stream_logs: bool
+    options: WaitOptions
+    start: float
+    pod_uid: str | None = None
+    pod_name: str | None = None
+    logger: Any | None = None
+    pull_since: float | None = None
+    config_since: float | None = None
+    unsched_since: float | None = None
+    last_workers: tuple[int, int] | None = None
+    last_phase: str | None = None
 
 
 class RunHandle:
@@ -221,107 +242,124 @@ class RunHandle:
 
     def _wait(self, *, stream_logs: bool, timeout: float | None, options: WaitOptions,
               on_line: Callable[[str], None] | None) -> Any:
-        emit = on_line or self._print
-        start = time.monotonic()
-        pod_uid: str | None = None
-        pod_name: str | None = None
-        logger: _LogFollower | None = None
-        pull_since: float | None = None
-        config_since: float | None = None
-        unsched_since: float | None = None
+        watch = _Watch(emit=on_line or self._print, stream_logs=stream_logs, options=options,
+                       start=time.monotonic())
         api_down_since: float | None = None
-        last_workers: tuple[int, int] | None = None
-        last_phase: str | None = None
-        while True:
-            now = time.monotonic()
-            if timeout is not None and now - start > timeout:
-                raise WaitTimeout(f"run {self.identifier} did not finish within {timeout:g} s",
-                                  hint=f"it keeps running; see `dok status {self.identifier}`")
-            try:
-                job_pods, workers = self.pods()
-                api_down_since = None
-            except ClusterUnreachable:
-                api_down_since = api_down_since or now
-                if now - api_down_since > options.api_retry_window:
-                    raise
-                time.sleep(min(2.0, options.poll_interval * 4))
-                continue
-            except InfrastructureError:
-                api_down_since = api_down_since or now
-                if now - api_down_since > options.api_retry_window:
-                    raise
-                time.sleep(min(2.0, options.poll_interval * 4))
-                continue
-            # worker scaling, as seen from here
-            running = sum(1 for w in workers if w.status and w.status.phase == "Running"
-                          and not w.metadata.deletion_timestamp)
-            counts = (running, len(workers))
-            if stream_logs and counts != last_workers and (last_workers is not None or counts != (0, 0)):
-                emit(f"[dok] workers: {running} running, {len(workers) - running} starting/stopping")
-            last_workers = counts
-            pod = None
-            if pod_uid is not None:
-                pod = next((p for p in job_pods if p.metadata.uid == pod_uid), None)
-                if pod is None:
-                    if logger:
-                        logger.stop()
-                    raise PodLost(f"job pod {pod_name} was deleted before the flow finished",
-                                  hint=f"nothing of run {self.identifier} is left running; rerun the flow")
-            elif job_pods:
-                pod = job_pods[0]
-                pod_uid, pod_name = pod.metadata.uid, pod.metadata.name
-                if stream_logs:
-                    emit(f"[dok] job pod {pod_name}")
-            if pod is None:
-                self._check_no_pod(start, options)
+        try:
+            while True:
+                now = time.monotonic()
+                if timeout is not None and now - watch.start > timeout:
+                    raise WaitTimeout(f"run {self.identifier} did not finish within {timeout:g} s",
+                                      hint=f"it keeps running; see `dok status {self.identifier}`")
+                try:
+                    state = self._step(watch, now)
+                    api_down_since = None
+                except (ClusterUnreachable, ApiUnavailable) as exc:
+                    # The API server restarts or hiccups: keep trying for a while (the run goes on).
+                    if api_down_since is None:
+                        api_down_since = now
+                        watch.emit(f"[dok] API server unavailable ({exc.message}); retrying for "
+                                   f"{options.api_retry_window:g} s")
+                    if now - api_down_since > options.api_retry_window:
+                        raise
+                    time.sleep(min(2.0, max(options.poll_interval, 0.001) * 4))
+                    continue
+                if state is not _NOT_YET:
+                    return state
                 time.sleep(options.poll_interval)
-                continue
-            phase = (pod.status.phase if pod.status else None) or "Pending"
-            if stream_logs and phase != last_phase and phase in ("Running",):
-                emit(f"[dok] job pod {pod_name} is {phase}")
-            last_phase = phase
-            term = _terminated(pod)
-            if term is not None:
-                if logger:
-                    logger.join(10.0)
-                return self._final_state(pod, term, logger)
-            if pod.metadata.deletion_timestamp and not self._cancelling:
-                if logger:
-                    logger.join(0.5)
-                raise PodLost(f"job pod {pod_name} is being deleted (not by this dok run) before the flow finished",
-                              hint=f"check who deleted it; the run's objects are being cleaned up")
-            waiting = _waiting(pod)
-            reason = waiting.reason if waiting is not None else None
-            if reason in PULL_FAILURES or reason == "ErrImagePull":
-                pull_since = pull_since or now
-                if reason != "ErrImagePull" or now - pull_since > options.image_pull_grace:
-                    image = pod.spec.containers[0].image if pod.spec and pod.spec.containers else "?"
-                    raise ImagePullError(f"job pod {pod_name} cannot pull image {image}: {reason}: "
-                                         f"{(waiting.message or '').strip()}",
-                                         hint="check the image name, `dok build --push`, the registry and "
-                                              "imagePullSecrets")
-            else:
-                pull_since = None
-            if reason in CONFIG_FAILURES:
-                config_since = config_since or now
-                if now - config_since > options.config_error_grace:
-                    raise ConfigError(f"job pod {pod_name} cannot start: {reason}: {(waiting.message or '').strip()}",
-                                      hint="check the Secrets and settings it names")
-            else:
-                config_since = None
-            unsched = _unschedulable(pod)
-            if unsched:
-                unsched_since = unsched_since or now
-                if now - unsched_since > options.unschedulable_timeout:
-                    raise InfrastructureError(f"job pod {pod_name} is unschedulable for "
-                                              f"{options.unschedulable_timeout:g} s: {unsched}",
-                                              hint="lower its resource requests or add nodes")
-            else:
-                unsched_since = None
-            if stream_logs and logger is None and phase == "Running":
-                logger = _LogFollower(self.kube, self.namespace, pod_name, emit)
-                logger.start()
-            time.sleep(options.poll_interval)
+        finally:
+            if watch.logger is not None:
+                watch.logger.stop()
+
+    def _step(self, w: _Watch, now: float) -> Any:
+        """One look at the run; returns the final State, or _NOT_YET."""
+        options, emit = w.options, w.emit
+        job_pods, workers = self.pods()
+        running = sum(1 for p in workers if p.status and p.status.phase == "Running"
+                      and not p.metadata.deletion_timestamp)
+        counts = (running, len(workers))
+        if w.stream_logs and counts != w.last_workers and (w.last_workers is not None or counts != (0, 0)):
+            emit(f"[dok] workers: {running} running, {len(workers) - running} starting/stopping")
+        w.last_workers = counts
+        pod = None
+        if w.pod_uid is not None:
+            pod = next((p for p in job_pods if p.metadata.uid == w.pod_uid), None)
+            if pod is None:
+                raise PodLost(f"job pod {w.pod_name} was deleted before the flow finished"
+                              + self._job_failure_note(), hint=f"nothing of run {self.identifier} is left "
+                              "running; rerun the flow")
+        elif job_pods:
+            pod = job_pods[0]
+            w.pod_uid, w.pod_name = pod.metadata.uid, pod.metadata.name
+            if w.stream_logs:
+                emit(f"[dok] job pod {w.pod_name}")
+        if pod is None:
+            self._check_no_pod(w.start, options)
+            return _NOT_YET
+        phase = (pod.status.phase if pod.status else None) or "Pending"
+        if w.stream_logs and phase != w.last_phase and phase == "Running":
+            emit(f"[dok] job pod {w.pod_name} is {phase}")
+        w.last_phase = phase
+        term = _terminated(pod)
+        if term is not None:
+            if w.logger:
+                w.logger.join(10.0)
+            return self._final_state(pod, term, w.logger)
+        if phase in ("Failed", "Succeeded"):  # e.g. evicted: the pod ended without a container status
+            reason = (pod.status.reason or phase) if pod.status else phase
+            message = (pod.status.message or "") if pod.status else ""
+            raise PodLost(f"job pod {w.pod_name} ended ({reason}) without reporting the flow's State"
+                          + (f": {message}" if message else ""), hint="see `kubectl describe pod` for the node's side")
+        if pod.metadata.deletion_timestamp and not self._cancelling:
+            if w.logger:
+                w.logger.join(0.5)
+            raise PodLost(f"job pod {w.pod_name} is being deleted (not by this dok run) before the flow finished"
+                          + self._job_failure_note(), hint="check who deleted it; the run's objects are being "
+                          "cleaned up")
+        waiting = _waiting(pod)
+        reason = waiting.reason if waiting is not None else None
+        if reason in PULL_FAILURES or reason == "ErrImagePull":
+            w.pull_since = w.pull_since or now
+            if reason != "ErrImagePull" or now - w.pull_since > options.image_pull_grace:
+                image = pod.spec.containers[0].image if pod.spec and pod.spec.containers else "?"
+                raise ImagePullError(f"job pod {w.pod_name} cannot pull image {image}: {reason}: "
+                                     f"{(waiting.message or '').strip()}",
+                                     hint="check the image name, `dok build --push`, the registry and "
+                                          "imagePullSecrets")
+        else:
+            w.pull_since = None
+        if reason in CONFIG_FAILURES:
+            w.config_since = w.config_since or now
+            if now - w.config_since > options.config_error_grace:
+                raise ConfigError(f"job pod {w.pod_name} cannot start: {reason}: {(waiting.message or '').strip()}",
+                                  hint="check the Secrets and settings it names")
+        else:
+            w.config_since = None
+        unsched = _unschedulable(pod)
+        if unsched:
+            w.unsched_since = w.unsched_since or now
+            if now - w.unsched_since > options.unschedulable_timeout:
+                raise InfrastructureError(f"job pod {w.pod_name} is unschedulable for "
+                                          f"{options.unschedulable_timeout:g} s: {unsched}",
+                                          hint="lower its resource requests or add nodes")
+        else:
+            w.unsched_since = None
+        if w.stream_logs and w.logger is None and phase == "Running":
+            w.logger = _LogFollower(self.kube, self.namespace, w.pod_name, emit)
+            w.logger.start()
+        return _NOT_YET
+
+    def _job_failure_note(self) -> str:
+        """`; the Job failed: DeadlineExceeded: …` when the Job says why its pod went away."""
+        try:
+            jobs = self.kube.list_jobs(self.namespace, self.selector)
+        except Exception:  # noqa: BLE001 - only an explanation
+            return ""
+        for job in jobs:
+            for cond in (job.status.conditions or []) if job.status else []:
+                if cond.type == "Failed" and cond.status == "True":
+                    return f"; the Job failed: {cond.reason}: {cond.message}"
+        return ""
 
     def _check_no_pod(self, start: float, options: WaitOptions) -> None:
         jobs = self.kube.list_jobs(self.namespace, self.selector)
@@ -380,11 +418,12 @@ class RunHandle:
     def cancel(self, *, grace_period_seconds: int = 5) -> None:
         """Stop the run: the job pod gets SIGTERM (the runner closes its workers), the Job is deleted."""
         self._cancelling = True
+        # The Job first: once it is being deleted its controller no longer replaces a deleted pod.
+        for job in self.kube.list_jobs(self.namespace, self.selector):
+            self.kube.delete_job(self.namespace, job.metadata.name)
         job_pods, _ = self.pods()
         for pod in job_pods:
             self.kube.delete_pod(self.namespace, pod.metadata.name, grace_period_seconds=grace_period_seconds)
-        for job in self.kube.list_jobs(self.namespace, self.selector):
-            self.kube.delete_job(self.namespace, job.metadata.name)
 
     def cleanup(self, *, timeout: float = 60.0, grace_period_seconds: int = 5) -> list[str]:
         """Delete the Job and every pod with the identifier; wait until gone. Returns what remains

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .exceptions import (ClusterUnreachable, ConfigError, InfrastructureError, LauncherError,
+from .exceptions import (ApiUnavailable, ClusterUnreachable, ConfigError, InfrastructureError, LauncherError,
                          PermissionDenied, UsageError)
 from .kubeconfig import UP_HINT, KubeconfigChoice, resolve_kubeconfig
 
@@ -82,8 +82,8 @@ def translate_error(exc: BaseException, *, action: str, host: str | None = None,
         if status in (400, 422):
             return UsageError(f"{action}: rejected by the API server: {message}", hint="fix the value it names")
         if status == 0 or status >= 500 or status == 429:
-            return InfrastructureError(f"{action}: API server error {status or ''}: {message}".replace("  ", " "),
-                                       hint="retry; check the cluster's health")
+            return ApiUnavailable(f"{action}: API server error {status or ''}: {message}".replace("  ", " "),
+                                  hint="retry; check the cluster's health")
         return InfrastructureError(f"{action}: HTTP {status}: {message}")
     if _is_connection_error(exc):
         reason = _connection_reason(exc)

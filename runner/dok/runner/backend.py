@@ -49,8 +49,8 @@ class WorkerBackend(Protocol):
     async def observe(self) -> list[WorkerObservation]:
         """Every worker of this run that still exists, classified."""
 
-    async def diagnostics(self, name: str) -> str:
-        """Best-effort text about a failed worker (e.g. the tail of its log); '' if none."""
+    async def diagnostics(self, name: str, *, log: bool = True) -> str:
+        """Best-effort text about a failing worker (its warning events, the tail of its log if `log`)."""
 
     async def cleanup(self) -> list[str]:
         """Delete every worker of this run that still exists (idempotent); returns the names deleted."""
@@ -128,8 +128,14 @@ class PodWorkerBackend:
         self._pending = {p["metadata"]["name"] for p in pods if _never_started(p)}
         return observations
 
-    async def diagnostics(self, name: str) -> str:
-        return await asyncio.to_thread(self.kube.pod_log_tail, name, lines=20)
+    async def diagnostics(self, name: str, *, log: bool = True) -> str:
+        events = await asyncio.to_thread(self.kube.pod_events, name)
+        parts = warning_events_text(events)
+        if log:
+            tail = (await asyncio.to_thread(self.kube.pod_log_tail, name, lines=20)).strip()
+            if tail:
+                parts.append("--- last lines of its log ---\n" + tail)
+        return "\n".join(parts)
 
     async def cleanup(self) -> list[str]:
         """Delete every worker pod of this run still there. Pods that never started are deleted with grace 0
@@ -162,3 +168,18 @@ def _never_started(pod: dict) -> bool:
         if "running" in state or "terminated" in state or container.get("lastState", {}).get("terminated"):
             return False
     return True
+
+
+def warning_events_text(events: list[dict], *, limit: int = 3) -> list[str]:
+    """The last `limit` distinct Warning events of a pod as 'event <reason>: <message>' lines."""
+    def when(e: dict) -> str:
+        return e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp") or ""
+
+    lines: list[str] = []
+    for event in sorted((e for e in events if e.get("type") == "Warning"), key=when, reverse=True):
+        line = f"event {event.get('reason', '?')}: {(event.get('message') or '').strip()[:400]}"
+        if line not in lines:
+            lines.append(line)
+        if len(lines) == limit:
+            break
+    return list(reversed(lines))

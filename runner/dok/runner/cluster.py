@@ -150,10 +150,12 @@ class DokCluster(SpecCluster):
                 await self._drop(decision.name, decision.why)
             elif isinstance(decision, Fatal):
                 error = decision.error
-                if decision.wants_log:
-                    tail = (await self.backend.diagnostics(decision.name)).strip()
-                    if tail:
-                        error.message += "\n--- last lines of its log ---\n" + tail
+                try:
+                    detail = (await self.backend.diagnostics(decision.name, log=decision.wants_log)).strip()
+                except Exception:  # noqa: BLE001 - diagnostics are a bonus
+                    detail = ""
+                if detail:
+                    error.message += "\n" + detail
                 self.monitor.fatal(error)
 
     async def _drop(self, name: str, why: str) -> None:

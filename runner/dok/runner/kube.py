@@ -169,6 +169,16 @@ class Kube:
             return False
         return True
 
+    def pod_events(self, name: str) -> list[dict[str, Any]]:
+        """Events about one pod (best effort, no retries): [] if they cannot be read (e.g. no permission)."""
+        try:
+            response = self._api().list_namespaced_event(
+                self.namespace, field_selector=f"involvedObject.name={name}", _preload_content=False,
+                _request_timeout=(3.0, 5.0))
+            return list(self._json(response).get("items") or [])
+        except Exception:  # noqa: BLE001 - diagnostics only
+            return []
+
     def pod_log_tail(self, name: str, *, lines: int = 20) -> str:
         """The last `lines` lines of a pod's log, or '' if it cannot be read (best effort, no retries)."""
         try:

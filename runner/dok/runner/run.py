@@ -168,9 +168,12 @@ class _Session:
         with self._lock:
             self.task_states[name] = state
             n = len(self.task_states)
+        success = _is_success(state)
+        if success and not _worth_printing(n):
+            return  # large fan-outs: every failure, but only a sample of successes
         text = f"task {name}: {_kind(state)}"
         message = getattr(state, "message", "")
-        if message and not _is_success(state):
+        if message and not success:
             text += f": {message.splitlines()[0][:300]}"
         self.monitor.say(f"{text}  [{n} finished]")
 
@@ -228,6 +231,11 @@ class _Session:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+def _worth_printing(n: int) -> bool:
+    """Print the first 100 finished tasks, then every 10th up to 1000, then every 100th."""
+    return n <= 100 or (n <= 1000 and n % 10 == 0) or n % 100 == 0
+
+
 def _env_defaults(env: Any) -> dict[str, Any]:
     """Settings a DaskOnKubernetesEnvironment carries (below DOK_* variables in priority)."""
     if env is None:

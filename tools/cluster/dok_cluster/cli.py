@@ -1,6 +1,7 @@
 """Command line: `cluster [--provider auto|local|kind] up|down|status|kubeconfig|load-image IMAGE|build`.
 
-stdout carries only answers (the kubeconfig path, status lines); progress goes to stderr.
+stdout carries only answers (the kubeconfig path, status lines, `up`'s "started"/"already-up");
+progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="bring the cluster up (idempotent; builds Kubernetes on first use)")
     sub.add_parser("down", help="stop everything `up` started and undo its host changes")
+    sub.add_parser("restart", help="down, then up (local: under one lock, so concurrent `up`s wait)")
     sub.add_parser("status", help="say what runs (exit 0 when the cluster is up)")
     sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
     load = sub.add_parser("load-image", help="make a local docker image available to the cluster")
@@ -51,9 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     impl = local if provider == "local" else kind
     try:
         if args.command == "up":
-            impl.up(paths)
+            # stdout: "started" or "already-up", so callers (the e2e fixture) know whether they own the cluster
+            print("started" if impl.up(paths) else "already-up")
         elif args.command == "down":
             impl.down(paths)
+        elif args.command == "restart":
+            if provider == "local":
+                local.restart(paths)
+            else:
+                kind.down(paths)
+                kind.up(paths)
         elif args.command == "status":
             print(f"{'provider':<24} {provider}")
             return 0 if impl.status(paths) else 3

@@ -49,8 +49,10 @@ def exists() -> bool:
     return shutil.which("kind") is not None and CLUSTER in _kind("get", "clusters", capture=True).split()
 
 
-def up(paths: Paths) -> None:
-    if exists():
+def up(paths: Paths) -> bool:
+    """Creates (True) or reuses (False) the kind cluster."""
+    created = not exists()
+    if not created:
         say(f"kind cluster {CLUSTER} exists; reusing it")
     else:
         image = node_image()
@@ -60,6 +62,7 @@ def up(paths: Paths) -> None:
     target.write_text(_kind("get", "kubeconfig", "--name", CLUSTER, capture=True))
     os.chmod(target, 0o600)
     say(f"kind cluster {CLUSTER} up; kubeconfig: {target}")
+    return created
 
 
 def down(paths: Paths) -> None:

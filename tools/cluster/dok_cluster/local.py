@@ -151,94 +151,113 @@ def _all_alive(paths: Paths) -> None:
             raise ClusterError(f"{name} is not running; last lines of its log:\n{_log_tail(paths, name)}")
 
 
-def up(paths: Paths, *, timeout: float = 240.0) -> None:
+def up(paths: Paths, *, timeout: float = 240.0) -> bool:
+    """Brings the cluster up; False when it was already up (nothing started)."""
     _require_root()
-    command_started = time.monotonic()
-    started = command_started
     with _locked(paths):
-        packages.ensure(packages.RUN_PACKAGES)
-        _ensure_dockerd()
-        cache = kube_build.ensure_built(paths)
-        api = Api(paths.pki)
-        if _all_running(paths) and api.ready() and api.node_ready(settings.NODE_NAME):
-            say(f"already up ({len(NAMES)} components running, node {settings.NODE_NAME} Ready); "
-                f"kubeconfig: {paths.kubeconfig}")
-            return
-        started = time.monotonic()
-        record = host.load_record(paths.record)
-        if not record:
-            record = {"provider": "local", "sysctls": host.read_sysctls(settings.SAVED_SYSCTLS),
-                      "chains_before": host.existing_chains(), "lo_address_added": False,
-                      "route_guard_added": False, "started": time.time(),
-                      "absent_host_dirs": host.absent_host_dirs(), "cgroups_before": host.kubepods_cgroups()}
-        record["bin"] = str(cache.bin)
-        host.save_record(paths.record, record)  # saved before any change, so `down` can undo a partial `up`
-        record["lo_address_added"] = host.add_lo_address() or record["lo_address_added"]
-        record["route_guard_added"] = host.add_route_guard() or record["route_guard_added"]
-        host.save_record(paths.record, record)
-        host.add_egress_guard()
-        host.set_sysctl("net.ipv4.ip_forward", "1")
-        host.set_sysctl("net.bridge.bridge-nf-call-iptables", "1")
-        watcher = _write_configs(paths)
-        _ensure_pause_image(cache.bin)
-        for component in components(paths, cache.bin, watcher):
-            running = processes.read(paths.pids, component.name)
-            if running is None:
-                running = processes.start(component, pids_dir=paths.pids, logs_dir=paths.logs)
-                say(f"started {component.name} (pid {running.pid}, log {paths.logs / component.name}.log)")
-
-            def alive(r: processes.Running = running) -> None:
-                if processes.exited_early(r):
-                    raise ClusterError(f"{r.name} exited; last lines of its log:\n{_log_tail(paths, r.name)}")
-
-            if component.name == "etcd":
-                _wait("etcd healthy", _etcd_healthy, timeout=60, started=started, alive=alive)
-            elif component.name == "kube-apiserver":
-                _wait("kube-apiserver ready", api.ready, timeout=120, started=started, alive=alive)
-                for obj in configs.bootstrap_objects():
-                    api.create(obj)
-        _wait(f"node {settings.NODE_NAME} Ready", lambda: api.node_ready(settings.NODE_NAME),
-              timeout=timeout, started=started, alive=lambda: _all_alive(paths))
-        _wait("the default ServiceAccount and its token", lambda: api.service_account_ready("default"),
-              timeout=timeout, started=started, alive=lambda: _all_alive(paths))
-        _all_alive(paths)
-        total = time.monotonic() - command_started
-        extra = f" (command total {fmt_duration(total)}, with packages/build)" if total - (time.monotonic() - started) > 5 else ""
-        say(f"up in {fmt_duration(time.monotonic() - started)}{extra}; kubeconfig: {paths.kubeconfig}")
+        return _up(paths, timeout=timeout)
 
 
 def down(paths: Paths) -> None:
     _require_root()
-    started = time.monotonic()
     with _locked(paths):
-        record = host.load_record(paths.record)
-        stopped = [name for name in reversed(NAMES) if processes.stop(paths.pids, name)]
-        say(f"stopped {', '.join(stopped) if stopped else 'no running component'}")
-        removed = host.remove_kubelet_containers()
-        say(f"removed {removed} kubelet-created containers (label {settings.KUBELET_CONTAINER_LABEL})")
-        unmounted = host.unmount_under(paths.data)
-        if unmounted:
-            say(f"unmounted {unmounted} pod volumes")
-        host.remove_egress_guard()
-        if record:
-            chains = host.remove_cluster_iptables(record.get("chains_before", []))
-            say(f"removed {chains} iptables chains of the kubelet, kube-proxy and the CNI plugins")
-        host.delete_bridge()
-        if record:
-            host.remove_kubelet_host_leftovers(created_dirs=record.get("absent_host_dirs", []),
-                                               since=record.get("started", time.time()),
-                                               cgroups_before=record.get("cgroups_before", []))
-        if record.get("route_guard_added"):
-            host.remove_route_guard()
-        if record.get("lo_address_added"):
-            host.remove_lo_address()
-        restored = host.restore_sysctls(record.get("sysctls", {}))
-        if restored:
-            say(f"restored sysctls: {', '.join(restored)}")
-        if host.unmount_under(paths.data) == 0:
-            shutil.rmtree(paths.data, ignore_errors=True)
-        paths.record.unlink(missing_ok=True)
-        say(f"down in {fmt_duration(time.monotonic() - started)}")
+        _down(paths)
+
+
+def restart(paths: Paths) -> None:
+    """`down` then `up` under one lock, so a concurrent `up` (e.g. an e2e session) waits for the new cluster."""
+    _require_root()
+    with _locked(paths):
+        _down(paths)
+        _up(paths)
+
+
+def _up(paths: Paths, *, timeout: float = 240.0) -> bool:
+    command_started = time.monotonic()
+    packages.ensure(packages.RUN_PACKAGES)
+    _ensure_dockerd()
+    cache = kube_build.ensure_built(paths)
+    api = Api(paths.pki)
+    if _all_running(paths) and api.ready() and api.node_ready(settings.NODE_NAME):
+        say(f"already up ({len(NAMES)} components running, node {settings.NODE_NAME} Ready); "
+            f"kubeconfig: {paths.kubeconfig}")
+        return False
+    started = time.monotonic()
+    record = host.load_record(paths.record)
+    if not record:
+        record = {"provider": "local", "sysctls": host.read_sysctls(settings.SAVED_SYSCTLS),
+                  "chains_before": host.existing_chains(), "lo_address_added": False,
+                  "route_guard_added": False, "started": time.time(),
+                  "absent_host_dirs": host.absent_host_dirs(), "cgroups_before": host.kubepods_cgroups()}
+    record["bin"] = str(cache.bin)
+    host.save_record(paths.record, record)  # saved before any change, so `down` can undo a partial `up`
+    record["lo_address_added"] = host.add_lo_address() or record["lo_address_added"]
+    record["route_guard_added"] = host.add_route_guard() or record["route_guard_added"]
+    host.save_record(paths.record, record)
+    host.add_egress_guard()
+    host.set_sysctl("net.ipv4.ip_forward", "1")
+    host.set_sysctl("net.bridge.bridge-nf-call-iptables", "1")
+    watcher = _write_configs(paths)
+    _ensure_pause_image(cache.bin)
+    for component in components(paths, cache.bin, watcher):
+        running = processes.read(paths.pids, component.name)
+        if running is None:
+            running = processes.start(component, pids_dir=paths.pids, logs_dir=paths.logs)
+            say(f"started {component.name} (pid {running.pid}, log {paths.logs / component.name}.log)")
+
+        def alive(r: processes.Running = running) -> None:
+            if processes.exited_early(r):
+                raise ClusterError(f"{r.name} exited; last lines of its log:\n{_log_tail(paths, r.name)}")
+
+        if component.name == "etcd":
+            _wait("etcd healthy", _etcd_healthy, timeout=60, started=started, alive=alive)
+        elif component.name == "kube-apiserver":
+            _wait("kube-apiserver ready", api.ready, timeout=120, started=started, alive=alive)
+            for obj in configs.bootstrap_objects():
+                api.create(obj)
+    _wait(f"node {settings.NODE_NAME} Ready", lambda: api.node_ready(settings.NODE_NAME),
+          timeout=timeout, started=started, alive=lambda: _all_alive(paths))
+    _wait("the default ServiceAccount and its token", lambda: api.service_account_ready("default"),
+          timeout=timeout, started=started, alive=lambda: _all_alive(paths))
+    _all_alive(paths)
+    total = time.monotonic() - command_started
+    extra = ""
+    if total - (time.monotonic() - started) > 5:
+        extra = f" (command total {fmt_duration(total)}, with packages/build)"
+    say(f"up in {fmt_duration(time.monotonic() - started)}{extra}; kubeconfig: {paths.kubeconfig}")
+    return True
+
+
+def _down(paths: Paths) -> None:
+    started = time.monotonic()
+    record = host.load_record(paths.record)
+    stopped = [name for name in reversed(NAMES) if processes.stop(paths.pids, name)]
+    say(f"stopped {', '.join(stopped) if stopped else 'no running component'}")
+    removed = host.remove_kubelet_containers()
+    say(f"removed {removed} kubelet-created containers (label {settings.KUBELET_CONTAINER_LABEL})")
+    unmounted = host.unmount_under(paths.data)
+    if unmounted:
+        say(f"unmounted {unmounted} pod volumes")
+    host.remove_egress_guard()
+    if record:
+        chains = host.remove_cluster_iptables(record.get("chains_before", []))
+        say(f"removed {chains} iptables chains of the kubelet, kube-proxy and the CNI plugins")
+    host.delete_bridge()
+    if record:
+        host.remove_kubelet_host_leftovers(created_dirs=record.get("absent_host_dirs", []),
+                                           since=record.get("started", time.time()),
+                                           cgroups_before=record.get("cgroups_before", []))
+    if record.get("route_guard_added"):
+        host.remove_route_guard()
+    if record.get("lo_address_added"):
+        host.remove_lo_address()
+    restored = host.restore_sysctls(record.get("sysctls", {}))
+    if restored:
+        say(f"restored sysctls: {', '.join(restored)}")
+    if host.unmount_under(paths.data) == 0:
+        shutil.rmtree(paths.data, ignore_errors=True)
+    paths.record.unlink(missing_ok=True)
+    say(f"down in {fmt_duration(time.monotonic() - started)}")
 
 
 def status(paths: Paths) -> bool:
