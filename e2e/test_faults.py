@@ -221,10 +221,11 @@ def test_active_deadline_bounds_an_orphaned_run(cluster: helpers.Cluster, namesp
     assert reasons == ["DeadlineExceeded"], job.status
     print(f"orphaned run: all pods gone {took:.0f}s after launch (deadline {deadline}s)")
     status = dok(cluster, "status", ident, "-n", namespace, timeout=60)
-    assert status.returncode == 0 and "DeadlineExceeded" in status.stdout + status.stderr, status.stdout
     cleanup = dok(cluster, "cleanup", ident, "-n", namespace, timeout=120)
     assert cleanup.returncode == 0, cleanup.stderr
     wait_gone(cluster, namespace, ident)
+    # `dok status` of the orphaned run says why it ended (the Job's Failed condition)
+    assert status.returncode == 0 and "DeadlineExceeded" in status.stdout + status.stderr, status.stdout
 
 
 # ---- the API server frozen -------------------------------------------------------------------------------------------
@@ -237,6 +238,16 @@ def apiserver_pid() -> int:
     return pid
 
 
+def freeze_api_server(pid: int, seconds: float) -> None:
+    """SIGSTOP the kube-apiserver for `seconds` (connections hang, nothing answers), then SIGCONT — always."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    print(f"kube-apiserver (pid {pid}) frozen for {seconds:g}s")
+
+
 def test_api_server_frozen_for_seconds_flow_still_succeeds(cluster: helpers.Cluster, namespace: str,
                                                            faults_image: dict[str, str]) -> None:
     n, freeze = 10, 6.0
@@ -244,13 +255,13 @@ def test_api_server_frozen_for_seconds_flow_still_succeeds(cluster: helpers.Clus
     bg = Background(cluster, *run_args(faults_image, namespace, "--max-workers", "2", n=n, delay=3.0))
     try:
         ident = bg.wait_identifier()
+        # 1. as soon as the job pod runs: the runner's first API calls (its own pod, creating workers) hit it
+        wait_running(cluster, namespace, ident, workers=0, bg=bg)
+        freeze_api_server(pid, freeze)
+        # 2. while both workers run tasks (the runner watches its workers, dok run polls and streams the log)
         wait_running(cluster, namespace, ident, workers=2, bg=bg)
         time.sleep(2)
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            time.sleep(freeze)
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        freeze_api_server(pid, freeze)
         code = bg.finish(timeout=400)
     finally:
         bg.kill()

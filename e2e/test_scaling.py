@@ -159,3 +159,60 @@ def test_scales_to_max_workers_never_beyond_and_back_to_zero(cluster: helpers.Cl
     print(f"to_first_worker_s={first - started:.1f} to_max_workers_s={sampler.reached[3] - first:.1f} "
           f"to_success_s={finished - started:.1f} workers_gone_s={workers_gone - finished:.1f} "
           f"worker_pods_used={len(sampler.names)}")
+
+
+def test_three_concurrent_runs_scale_and_clean_up_only_their_own(cluster: helpers.Cluster, namespace: str,
+                                                                  built_env: Any) -> None:
+    """Issue 6: three runs at once in one namespace — each stays within its own max_workers, its worker pods
+    belong (label and ownerReference) to its own job pod, and each cleans up only its own objects."""
+    import dok.launcher
+
+    n, delay, max_workers = 12, 1.5, 2
+    handles = [dok.launcher.execute(built_env, namespace=namespace, parameters={"n": n, "delay": delay},
+                                    max_workers=max_workers, worker_start_timeout=180) for _ in range(3)]
+    samplers = [WorkerSampler(cluster, namespace, h.identifier) for h in handles]
+    for s in samplers:
+        s.start()
+    states: dict[str, Any] = {}
+    owners_ok: list[str] = []
+
+    def wait(handle: Any) -> None:
+        states[handle.identifier] = handle.wait(stream_logs=False, timeout=600, cleanup=False)
+
+    waiters = [threading.Thread(target=wait, args=(h,), daemon=True) for h in handles]
+    for w in waiters:
+        w.start()
+    # While they run: every worker pod's identifier label matches its owner's (the job pod of that run).
+    deadline = time.monotonic() + 600
+    while any(w.is_alive() for w in waiters) and time.monotonic() < deadline:
+        pods = cluster.core.list_namespaced_pod(namespace, label_selector=f"{COMPONENT_LABEL}=worker").items
+        jobs = {p.metadata.name: p.metadata.labels[IDENTIFIER_LABEL] for p in cluster.core.list_namespaced_pod(
+            namespace, label_selector=f"{COMPONENT_LABEL}=job").items}
+        for p in pods:
+            owner = p.metadata.owner_references[0].name
+            if owner in jobs:
+                assert jobs[owner] == p.metadata.labels[IDENTIFIER_LABEL], p.metadata.name
+                owners_ok.append(p.metadata.name)
+        time.sleep(1)
+    for w in waiters:
+        w.join(5)
+    for s in samplers:
+        s.stop_event.set()
+    for h in handles:
+        state = states.get(h.identifier)
+        assert state is not None and state.is_successful(), f"{h.identifier}: {state!r}"
+    for s in samplers:
+        assert 1 <= s.max_running <= max_workers, (s.selector, s.max_running)
+        helpers.wait_for(f"worker pods of {s.selector} gone",
+                         lambda s=s: not helpers.list_by_label(cluster, "pods", s.selector, namespace=namespace),
+                         timeout=90, interval=1.0)
+    assert owners_ok, "never saw a worker pod with its job pod"
+    for h in handles:
+        h.cleanup()
+    for h in handles:
+        helpers.wait_for(f"nothing of {h.identifier} left",
+                         lambda h=h: not helpers.list_by_label(cluster, "pods", {IDENTIFIER_LABEL: h.identifier},
+                                                               namespace=namespace)
+                         and not helpers.list_by_label(cluster, "jobs", {IDENTIFIER_LABEL: h.identifier},
+                                                       namespace=namespace), timeout=60, interval=1.0)
+    print("three runs: max running per run " + ", ".join(str(s.max_running) for s in samplers))

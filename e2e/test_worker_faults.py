@@ -216,6 +216,9 @@ def test_unpullable_worker_image_fails_the_run_naming_the_pull_error(cluster: he
 
 
 def test_job_pod_deleted_leaves_no_worker(cluster: helpers.Cluster, namespace: str, built_env: Any) -> None:
+    """The job pod force-deleted mid-run (its process gets no time to clean up): every worker pod is marked
+    for deletion quickly (runner cleanup or the garbage collector via the ownerReference) and is gone
+    within 60 s of that (pod teardown on this node takes 9-65 s, see notes/local-kubernetes.md)."""
     import dok.launcher
 
     handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": 40, "delay": 2.0},
@@ -224,11 +227,19 @@ def test_job_pod_deleted_leaves_no_worker(cluster: helpers.Cluster, namespace: s
                      lambda: len(running_workers(cluster, namespace, handle.identifier)) == 2, timeout=120)
     job_pods = cluster.core.list_namespaced_pod(
         namespace, label_selector=f"{IDENTIFIER_LABEL}={handle.identifier},{COMPONENT_LABEL}=job").items
+    t0 = time.monotonic()
     for pod in job_pods:
         cluster.core.delete_namespaced_pod(pod.metadata.name, namespace, grace_period_seconds=0)
+
+    def all_marked() -> bool:
+        pods = cluster.core.list_namespaced_pod(namespace, label_selector=worker_selector(handle.identifier)).items
+        return all(p.metadata.deletion_timestamp is not None for p in pods)
+
+    helpers.wait_for("every worker pod marked for deletion", all_marked, timeout=30, interval=0.5)
+    marked = time.monotonic() - t0
     took = no_worker_left(cluster, namespace, handle.identifier, timeout=60)
     handle.cleanup()
-    print(f"job pod deleted: worker pods gone after {took:.1f}s")
+    print(f"job pod deleted: worker pods marked for deletion after {marked:.1f}s, gone {took:.1f}s later")
 
 
 # -- the Kubernetes API unreachable for a few seconds ---------------------------------------------------------

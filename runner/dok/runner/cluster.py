@@ -155,7 +155,7 @@ class DokCluster(SpecCluster):
                 except Exception:  # noqa: BLE001 - diagnostics are a bonus
                     detail = ""
                 if detail:
-                    error.message += "\n" + detail
+                    error.detail = detail
                 self.monitor.fatal(error)
 
     async def _drop(self, name: str, why: str) -> None:

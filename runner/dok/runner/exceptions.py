@@ -20,17 +20,20 @@ EXIT_INFRA = 3
 
 
 class RunnerError(_Base):
-    """Base of every runner error: `message` (what is wrong), optional `hint` (what to do)."""
+    """Base of every runner error: `message` (what is wrong), optional `hint` (what to do), optional `detail`
+    (supporting text on the following lines: Kubernetes events, the tail of a log)."""
 
     exit_code: int = EXIT_INFRA
 
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
+    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.detail = detail
 
     def __str__(self) -> str:
-        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
+        text = f"{self.message} (hint: {self.hint})" if self.hint else self.message
+        return f"{text}\n{self.detail}" if self.detail else text
 
 
 class ConfigError(RunnerError):

@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     except ClusterError as err:
         print(f"cluster: error: {err}", file=sys.stderr)
         return 1
+    except BrokenPipeError:  # e.g. `status | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("cluster: interrupted", file=sys.stderr)
         return 130
