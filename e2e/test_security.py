@@ -30,9 +30,7 @@ from typing import Any
 import pytest
 
 from e2e import helpers, helpers_images
-from e2e.reliability_flows import (BASE_IMAGE, CA_BUNDLE, COMPONENT_LABEL, Background, assert_cli_error, dok,
-                                   flow_file, identifier_of, pods_of, running, wait_gone, wait_running,
-                                   workers_of)
+from e2e.reliability_flows import BASE_IMAGE, Background, dok, flow_file, identifier_of, wait_gone, wait_running
 
 SECURITY_FLOW = '''
 from dok.core import DaskOnKubernetesEnvironment, Flow, Parameter, task, unmapped

@@ -209,3 +209,29 @@ def test_deadline_exceeded_is_explained():
     kube = FakeKube([([job()], [pod("p", phase="Running")]), ([failed], [pod("p", phase="Running", deleting=True)])])
     with pytest.raises(PodLost, match="DeadlineExceeded"):
         wait(kube)
+
+
+def test_pull_error_keeps_the_registry_message():
+    kube = FakeKube([([job()], [pod("p", waiting=("ErrImagePull", "dial tcp 127.0.0.1:1: connection refused"))]),
+                     ([job()], [pod("p", waiting=("ImagePullBackOff", 'Back-off pulling image "x"'))])])
+    h, sink = handle(kube)
+    with pytest.raises(ImagePullError, match="connection refused"):
+        h.wait(options=WaitOptions(poll_interval=0.001, image_pull_grace=60), on_line=sink.append)
+
+
+def test_runner_infrastructure_exit_code_recorded():
+    st = Failed(message="infrastructure error: the bundle's sha256 is x, expected y")
+    kube = FakeKube([([job()], [pod("p", phase="Failed", terminated={"message": encode_summary(st),
+                                                                       "exit_code": 3, "reason": "Error"})])])
+    state, _, h = wait(kube)
+    assert state.is_failed() and h.runner_exit_code == 3
+
+
+def test_status_shows_job_failure_reason():
+    from types import SimpleNamespace as NS
+
+    failed = job(conditions=[NS(type="Failed", status="True", reason="DeadlineExceeded",
+                                message="Job was active longer than specified deadline")])
+    h = RunHandle.attach(ID, kube=FakeKube([([failed], [])]), namespace="ns")
+    st = h.status()
+    assert st.phase == "Failed" and "DeadlineExceeded" in st.job_reason

@@ -33,6 +33,8 @@ def test_resolve_reads_environment_and_defaults():
     assert c.bundle_sha256 == "a" * 64
     assert c.worker_failure_budget == 9
     assert c.image_pull_policy == "IfNotPresent"
+    assert c.adapt_target_duration == 1.0
+    assert RunnerConfig.resolve(dict(BASE, DOK_ADAPT_TARGET_DURATION="5s")).adapt_target_duration == 5.0
 
 
 def test_launcher_extras_are_accepted():

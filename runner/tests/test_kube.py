@@ -178,3 +178,16 @@ def test_warning_events_text_keeps_the_last_distinct_warnings():
     assert warning_events_text(events) == ["event Failed: Failed to pull image x: connection refused",
                                            "event Failed: Error: ErrImagePull"]
     assert warning_events_text([]) == []
+
+
+def test_prestarted_worker_is_adopted_by_the_next_name_and_create_is_idempotent():
+    mine = {"metadata": {"name": "dok-fanout-0f8e2d3c-worker-0", "labels": {"dok.dev/identifier": "0f8e2d3c-aaaa"}}}
+    core = FakeCore(read_namespaced_pod=[JOB_POD, mine],
+                    create_namespaced_pod=[lambda ns, body, **k: body, api_error(409), lambda ns, body, **k: body])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    asyncio.run(backend.prepare())
+    first = asyncio.run(backend.prestart(CONFIG.scheduler_address))
+    assert first == "dok-fanout-0f8e2d3c-worker-0"
+    assert backend.new_name() == first          # SpecCluster's first worker is the pod already started
+    asyncio.run(backend.create(first, CONFIG.scheduler_address))  # 409 on our own live pod: fine
+    assert backend.new_name() == "dok-fanout-0f8e2d3c-worker-1"

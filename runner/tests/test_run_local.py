@@ -171,3 +171,20 @@ def test_sigterm_cancels_and_cleans_up(tmp_path):
     assert "SIGTERM" in outcome.state.message
     assert decode_summary((tmp_path / "termination-log").read_text()).kind.value == "cancelled"
     assert backend.alive() == [] and backend.procs == {}
+
+
+def test_forbidden_pod_creation_exits_3_with_the_hint(tmp_path):
+    from dok.runner.exceptions import Forbidden
+
+    class NoPermission(LocalProcessBackend):
+        async def create(self, name, scheduler_address):
+            raise Forbidden(f"create pod local/{name}: forbidden (pods is forbidden)",
+                            hint="the runner's service account needs pods create")
+
+    backend = NoPermission()
+    t0 = time.monotonic()
+    outcome, log, summary = go(tmp_path, fanout_flow(), backend)
+    assert outcome.exit_code == 3, log
+    assert time.monotonic() - t0 < 20
+    message = decode_summary(summary).message
+    assert "forbidden" in message and "service account needs pods create" in message, message

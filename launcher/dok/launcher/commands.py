@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .exceptions import EXIT_INTERRUPTED, EXIT_SUCCESS, ConfigError, UsageError
+from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, ConfigError, UsageError
 from .flowfile import LoadedFlow, load_flow, resolve_path
 from .params import check_params, parse_params
 from .render import exit_code_for, summary
@@ -287,7 +287,10 @@ def wait_attached(handle: Any, args: argparse.Namespace, *, out: TextIO, err: Te
                           f"retry with `dok cleanup {handle.identifier} -n {handle.namespace}`")
             else:
                 _say(err, f"cleaned up run {handle.identifier} in {time.monotonic() - started:.1f}s")
-        return exit_code_for(state)
+        code = exit_code_for(state)
+        if code and handle.runner_exit_code == EXIT_INFRA:
+            return EXIT_INFRA  # the runner failed for infrastructure reasons (its State says which)
+        return code
     except KeyboardInterrupt:
         _say(err, f"Ctrl-C: cancelling run {handle.identifier} and deleting its Job and pods "
                   "(Ctrl-C again to exit at once)")
@@ -323,7 +326,8 @@ def cmd_status(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     st = handle.status()
     workers = ", ".join(f"{n} {phase}" for phase, n in sorted(st.workers.items())) or "none"
     lines = [f"run:        {st.identifier}", f"flow:       {st.flow_name or '?'}",
-             f"namespace:  {st.namespace}", f"job:        {st.job_name or '(deleted)'}",
+             f"namespace:  {st.namespace}",
+             f"job:        {st.job_name or '(deleted)'}" + (f" ({st.job_reason})" if st.job_reason else ""),
              f"job pod:    {st.job_pod or '(none)'} {st.phase}" + (f" ({st.pod_reason})" if st.pod_reason else ""),
              f"workers:    {workers}"]
     if st.created:

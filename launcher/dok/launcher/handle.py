@@ -55,6 +55,7 @@ class RunStatus:
     pod_reason: str | None
     workers: dict[str, int] = field(default_factory=dict)  # pod phase -> count
     created: str | None = None
+    job_reason: str | None = None  # the Job's Failed/Complete condition, e.g. "DeadlineExceeded: ..."
     state: Any | None = None      # the flow's final State once the job pod ended
 
 
@@ -113,6 +114,7 @@ class _Watch:
     pod_name: str | None = None
     logger: Any | None = None
     pull_since: float | None = None
+    pull_message: str | None = None
     config_since: float | None = None
     unsched_since: float | None = None
     last_workers: tuple[int, int] | None = None
@@ -134,6 +136,7 @@ class RunHandle:
         self._cleaned = False
         self.state: Any | None = None
         self.remaining: list[str] = []
+        self.runner_exit_code: int | None = None  # the job container's; 3 = the runner's infrastructure error
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.identifier} job={self.job_name} namespace={self.namespace}>"
@@ -206,11 +209,15 @@ class RunHandle:
         created = None
         if job is not None and job.metadata.creation_timestamp:
             created = str(job.metadata.creation_timestamp)
+        job_reason = None
+        for cond in ((job.status.conditions or []) if job is not None and job.status else []):
+            if cond.status == "True" and cond.type in ("Failed", "Complete") and (cond.reason or cond.message):
+                job_reason = f"{cond.type}: {cond.reason or ''}: {cond.message or ''}".rstrip(": ")
         return RunStatus(identifier=self.identifier, namespace=self.namespace,
                          job_name=job.metadata.name if job else self.job_name,
                          flow_name=((job.metadata.labels or {}).get(core_labels.FLOW_LABEL) if job else self.flow_name),
                          phase=phase, job_pod=pod.metadata.name if pod else None, pod_reason=reason,
-                         workers=counts, created=created, state=state)
+                         workers=counts, created=created, state=state, job_reason=job_reason)
 
     # -- waiting ----------------------------------------------------------------------------------------
     def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool = True,
@@ -320,10 +327,12 @@ class RunHandle:
         reason = waiting.reason if waiting is not None else None
         if reason in PULL_FAILURES or reason == "ErrImagePull":
             w.pull_since = w.pull_since or now
+            if reason == "ErrImagePull" and waiting.message:
+                w.pull_message = waiting.message.strip()  # the real error; BackOff only says "Back-off"
             if reason != "ErrImagePull" or now - w.pull_since > options.image_pull_grace:
                 image = pod.spec.containers[0].image if pod.spec and pod.spec.containers else "?"
-                raise ImagePullError(f"job pod {w.pod_name} cannot pull image {image}: {reason}: "
-                                     f"{(waiting.message or '').strip()}",
+                detail = w.pull_message or self._pull_event(w.pod_name) or (waiting.message or "").strip()
+                raise ImagePullError(f"job pod {w.pod_name} cannot pull image {image}: {reason}: {detail}",
                                      hint="check the image name, `dok build --push`, the registry and "
                                           "imagePullSecrets")
         else:
@@ -348,6 +357,15 @@ class RunHandle:
             w.logger = _LogFollower(self.kube, self.namespace, w.pod_name, emit)
             w.logger.start()
         return _NOT_YET
+
+    def _pull_event(self, pod_name: str | None) -> str:
+        """The kubelet's last "Failed" event for the pod (it carries the registry's error)."""
+        try:
+            events = self.kube.pod_events(self.namespace, pod_name or "")
+        except Exception:  # noqa: BLE001 - only an explanation
+            return ""
+        failed = [e for e in events if e.reason == "Failed" and e.message]
+        return failed[-1].message.strip() if failed else ""
 
     def _job_failure_note(self) -> str:
         """`; the Job failed: DeadlineExceeded: …` when the Job says why its pod went away."""
@@ -392,6 +410,7 @@ class RunHandle:
     def _final_state(self, pod: Any, term: Any, logger: _LogFollower | None) -> Any:
         message = (term.message or "").strip()
         name = pod.metadata.name
+        self.runner_exit_code = term.exit_code
         if message:
             try:
                 return decode_state(message)

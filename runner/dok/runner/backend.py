@@ -69,6 +69,7 @@ class PodWorkerBackend:
         self.template_warning: str | None = None
         self._numbers = itertools.count()
         self._pending: set[str] = set()  # workers last seen Pending: no process to stop, delete at once
+        self._prestarted: list[str] = []  # pods created before the cluster asked (see prestart)
         self.selector = f"{IDENTIFIER_LABEL}={config.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
 
     async def prepare(self) -> None:
@@ -81,8 +82,20 @@ class PodWorkerBackend:
         self.template = job_pod_template(pod, owner_name=self.config.pod_name, owner_uid=self.config.pod_uid)
 
     def new_name(self) -> str:
+        if self._prestarted:
+            return self._prestarted.pop(0)
         return worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
                                number=next(self._numbers))
+
+    async def prestart(self, scheduler_address: str) -> str:
+        """Create the first worker pod before the scheduler is even up (it retries connecting until then), so
+        pod start-up overlaps the runner's own. The cluster adopts it: the next `new_name()` returns it, and
+        `create()` of an existing live pod of this run is a no-op. Unadopted, the final cleanup deletes it."""
+        name = worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
+                               number=next(self._numbers))
+        await self.create(name, scheduler_address)
+        self._prestarted.append(name)
+        return name
 
     def manifest(self, name: str, scheduler_address: str) -> dict:
         assert self.template is not None, "prepare() first"

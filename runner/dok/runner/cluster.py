@@ -140,6 +140,8 @@ class DokCluster(SpecCluster):
             await asyncio.sleep(self.watch_interval)
 
     async def check_workers(self) -> None:
+        if self.monitor.fatal_error is not None:
+            return  # the run is ending; one clear error is enough
         observations = await self.backend.observe()
         if self._stopping or self.status != Status.running:
             return

@@ -50,8 +50,10 @@ class RunnerConfig:
     termination_log: str = DEFAULT_TERMINATION_LOG  # DOK_TERMINATION_LOG
     scheduler_host: str = "0.0.0.0"      # DOK_SCHEDULER_HOST
     scheduler_port: int = DEFAULT_SCHEDULER_PORT  # DOK_SCHEDULER_PORT
-    adapt_interval: float = 1.0          # DOK_ADAPT_INTERVAL (s): Adaptive's period
-    adapt_wait_count: int = 3            # DOK_ADAPT_WAIT_COUNT: idle checks before a worker is retired
+    adapt_interval: float = 0.5          # DOK_ADAPT_INTERVAL (s): Adaptive's period
+    adapt_wait_count: int = 4            # DOK_ADAPT_WAIT_COUNT: idle checks before a worker is retired
+    adapt_target_duration: float = 1.0   # DOK_ADAPT_TARGET_DURATION (s): how long the pending work should take;
+    #                                      lower asks for more workers sooner (distributed's default is 5 s)
     watch_interval: float = 1.0          # DOK_WATCH_INTERVAL (s): worker pod poll period
     max_worker_failures: int | None = None  # DOK_MAX_WORKER_FAILURES; default 2 * max_workers + 1
 
@@ -84,7 +86,8 @@ class RunnerConfig:
         if not isinstance(self.parameters, dict):
             raise ConfigError(f"{_var('parameters')} must be a JSON object, got {type(self.parameters).__name__}",
                               hint='e.g. DOK_PARAMETERS=\'{"n": 3}\'')
-        for name in ("worker_start_timeout", "worker_death_timeout", "adapt_interval", "watch_interval"):
+        for name in ("worker_start_timeout", "worker_death_timeout", "adapt_interval", "watch_interval",
+                     "adapt_target_duration"):
             value = getattr(self, name)
             if not (value > 0) or math.isinf(value):
                 raise ConfigError(f"{_var(name)}={value!r} must be a positive number of seconds")
@@ -152,7 +155,8 @@ class RunnerConfig:
 _ENV_NAMES = {"bundle_sha256": "DOK_BUNDLE_SHA256"}
 _INTS = {"min_workers", "max_workers", "worker_nthreads", "scheduler_port", "adapt_wait_count",
          "max_worker_failures"}
-_FLOATS = {"worker_start_timeout", "worker_death_timeout", "adapt_interval", "watch_interval"}
+_FLOATS = {"worker_start_timeout", "worker_death_timeout", "adapt_interval", "watch_interval",
+           "adapt_target_duration"}
 _JSON = {"parameters", "worker_resources"}
 
 

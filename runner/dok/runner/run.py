@@ -108,7 +108,7 @@ class _Session:
         cluster = client = backend = None
         try:
             backend = self._backend()
-            asyncio.run(backend.prepare())
+            asyncio.run(self._prepare(backend))
             cluster = self._cluster(backend)
             client = self._client(cluster)
             thread = threading.Thread(target=self._run_flow, args=(client,), name="dok-flow", daemon=True)
@@ -130,6 +130,13 @@ class _Session:
 
         return PodWorkerBackend(config=self.config, kube=Kube(namespace=self.config.namespace))
 
+    async def _prepare(self, backend: Any) -> None:
+        await backend.prepare()
+        prestart = getattr(backend, "prestart", None)  # optional: start the first worker before the scheduler
+        if prestart is not None:
+            name = await prestart(self.config.scheduler_address)
+            self.monitor.say(f"scaling: started worker {name} early (it joins once the scheduler is up)")
+
     def _cluster(self, backend: Any) -> Any:
         from dok.runner.cluster import DokCluster
         from dok.runner.health import HealthPolicy
@@ -140,8 +147,11 @@ class _Session:
         cluster = DokCluster(backend=backend, monitor=self.monitor, policy=policy,
                              contact_address=c.scheduler_address, host=c.scheduler_host, port=c.scheduler_port,
                              watch_interval=c.watch_interval, worker_nthreads=c.nthreads)
+        # The flow is about to submit work: ask for the first worker now rather than on Adaptive's first tick
+        # (Adaptive takes over at once and retires it after `wait_count` idle checks if it is not needed).
+        cluster.scale(max(1, c.min_workers))
         cluster.adapt(minimum=c.min_workers, maximum=c.max_workers, interval=f"{c.adapt_interval}s",
-                      wait_count=c.adapt_wait_count)
+                      wait_count=c.adapt_wait_count, target_duration=f"{c.adapt_target_duration}s")
         self.monitor.say(f"scheduler listening on {c.scheduler_host}:{c.scheduler_port}; adaptive scaling "
                          f"between {c.min_workers} and {c.max_workers} {backend.description} worker(s)")
         return cluster
@@ -149,9 +159,7 @@ class _Session:
     def _client(self, cluster: Any) -> Any:
         from distributed import Client
 
-        # The default client: core's DaskExecutor builds `as_completed()` without a loop, which looks the
-        # default client up (one client per runner process, so this is safe).
-        return Client(cluster, set_as_default=True)
+        return Client(cluster, set_as_default=False)
 
     def _run_flow(self, client: Any) -> None:
         from dok.core import DaskExecutor
