@@ -146,3 +146,16 @@ def test_missing_function_in_package(monkeypatch):
     monkeypatch.setattr(environment_module.importlib, "import_module", lambda name: types.SimpleNamespace())
     with pytest.raises(NotImplementedError, match=r"dok\.runner does not provide run\(\)"):
         Env().run()
+
+
+@pytest.mark.parametrize("name", ["API_TOKEN", "DB_PASSWORD", "AWS_SECRET_ACCESS_KEY", "ssh_key"])
+def test_secret_looking_env_var_names_warn(name):
+    import warnings
+
+    from dok.core.exceptions import SecretEnvVarWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Env(env_vars={name: "v", "LOG_LEVEL": "debug"})
+    texts = [str(w.message) for w in caught if issubclass(w.category, SecretEnvVarWarning)]
+    assert len(texts) == 1 and name in texts[0] and "--secret-env" in texts[0], texts

@@ -191,3 +191,17 @@ def test_prestarted_worker_is_adopted_by_the_next_name_and_create_is_idempotent(
     assert backend.new_name() == first          # SpecCluster's first worker is the pod already started
     asyncio.run(backend.create(first, CONFIG.scheduler_address))  # 409 on our own live pod: fine
     assert backend.new_name() == "dok-fanout-0f8e2d3c-worker-1"
+
+
+def test_previous_job_pods_finds_earlier_pods_of_the_job_but_not_itself():
+    from dok.runner.backend import previous_job_pods
+
+    events = [
+        {"reason": "SuccessfulCreate", "message": "Created pod: dok-x-abc12"},
+        {"reason": "SuccessfulCreate", "message": "Created pod: dok-x-def34"},
+        {"reason": "SuccessfulDelete", "message": "Deleted pod: dok-x-abc12"},
+        {"reason": "SuccessfulCreate", "message": "Created pod: dok-x-abc12"},
+    ]
+    assert previous_job_pods(events, own_pod="dok-x-def34") == ["dok-x-abc12"]
+    assert previous_job_pods(events[1:2], own_pod="dok-x-def34") == []
+    assert previous_job_pods([], own_pod="p") == []

@@ -24,10 +24,11 @@ import dataclasses
 import importlib
 import re
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .exceptions import EnvironmentConfigError
+from .exceptions import EnvironmentConfigError, SecretEnvVarWarning
 
 __all__ = ["DaskOnKubernetesEnvironment", "default_base_image"]
 
@@ -41,6 +42,14 @@ _REFERENCE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL")
+
+
+def looks_secret(name: str) -> bool:
+    """True for names like API_TOKEN, DB_PASSWORD, AWS_SECRET_ACCESS_KEY: values that must not be baked into
+    an image (pass them as references to Kubernetes Secrets instead)."""
+    upper = name.upper()
+    return any(word in upper for word in _SECRET_WORDS)
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 RESERVED_DIR = "/opt/dok"
@@ -145,6 +154,10 @@ class DaskOnKubernetesEnvironment:
                 raise _bad("env_vars", {k: v}, f"the value of {k} must be a string (use str(...))")
             if k.startswith("DOK_"):
                 raise _bad("env_vars", k, "names starting with DOK_ are reserved for dok")
+            if looks_secret(k):
+                warnings.warn(f"env_vars[{k!r}] looks like a secret, but env_vars are stored in the image where "
+                              f"anyone who can pull it can read them; pass it from a Kubernetes Secret instead "
+                              f"(dok run --secret-env {k}=SECRET:KEY)", SecretEnvVarWarning, stacklevel=4)
         return dict(value)
 
     @staticmethod

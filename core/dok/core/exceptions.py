@@ -25,3 +25,8 @@ class BundleError(DokError):
 
 class EnvironmentConfigError(DokError, ValueError):
     """A `DaskOnKubernetesEnvironment` argument has a value that is not allowed."""
+
+
+class SecretEnvVarWarning(UserWarning):
+    """An `env_vars` name looks like a secret: env_vars are baked into the image, where anyone who can pull
+    it can read them. Pass the value from a Kubernetes Secret instead (`dok run --secret-env NAME=SECRET:KEY`)."""

@@ -206,6 +206,12 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     debug = bool(getattr(args, "debug", False))
     from . import commands
 
+    # The CLI prints its own one-line warning for secret-looking env_vars (commands.warn_secret_env_vars).
+    import warnings
+
+    from dok.core.exceptions import SecretEnvVarWarning
+
+    warnings.filterwarnings("ignore", category=SecretEnvVarWarning)
     _sigterm_as_interrupt()
     try:
         return commands.dispatch(args, out=out, err=err)

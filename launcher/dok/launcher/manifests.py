@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dok.core import labels as core_labels
+from dok.core.environment import looks_secret  # noqa: F401  (re-exported: the CLI warns with it)
 
 from .exceptions import UsageError
 
@@ -40,7 +41,6 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,10 +142,6 @@ def validate_env_name(name: str) -> None:
                          hint="letters, digits and '_', not starting with a digit")
 
 
-def looks_secret(name: str) -> bool:
-    """True for names like API_TOKEN, DB_PASSWORD, AWS_SECRET_ACCESS_KEY (warn: use a secretKeyRef)."""
-    upper = name.upper()
-    return any(word in upper for word in _SECRET_WORDS)
 
 
 def _slug(text: str) -> str:

@@ -16,7 +16,7 @@ from typing import Protocol, runtime_checkable
 
 from dok.core.labels import COMPONENT_LABEL, IDENTIFIER_LABEL
 from dok.runner.config import RunnerConfig
-from dok.runner.exceptions import Conflict, KubernetesError, NotFound
+from dok.runner.exceptions import Conflict, JobRetried, KubernetesError, NotFound
 from dok.runner.health import WorkerObservation, observe_pod
 from dok.runner.kube import Kube
 from dok.runner.manifests import (
@@ -80,6 +80,21 @@ class PodWorkerBackend:
                                   "does not exist", hint="DOK_POD_NAME must be the runner's own pod name "
                                                          "(downward API metadata.name)") from None
         self.template = job_pod_template(pod, owner_name=self.config.pod_name, owner_uid=self.config.pod_uid)
+        await self._refuse_job_retry(pod)
+
+    async def _refuse_job_retry(self, pod: dict) -> None:
+        """Fail if the Job already created another pod for this run (the first one was deleted or lost)."""
+        owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+        job = next((o.get("name") for o in owners if o.get("kind") == "Job"), None)
+        if not job:
+            return
+        events = await asyncio.to_thread(self.kube.pod_events, job, kind="Job")
+        earlier = previous_job_pods(events, own_pod=self.config.pod_name)
+        if earlier:
+            raise JobRetried(f"job pod {self.config.pod_name} replaces {', '.join(earlier)} of the same run "
+                             f"(Job {job}): the earlier pod was lost, so the run is not started again",
+                             hint=f"see what happened to it (`dok status {self.config.identifier}`) and start "
+                                  "a new run")
 
     def new_name(self) -> str:
         if self._prestarted:
@@ -196,3 +211,15 @@ def warning_events_text(events: list[dict], *, limit: int = 3) -> list[str]:
         if len(lines) == limit:
             break
     return list(reversed(lines))
+
+
+def previous_job_pods(job_events: list[dict], *, own_pod: str) -> list[str]:
+    """Names of pods the Job created before this one, from its `SuccessfulCreate` events ("Created pod: X")."""
+    names = []
+    for event in job_events:
+        message = event.get("message") or ""
+        if event.get("reason") == "SuccessfulCreate" and message.startswith("Created pod: "):
+            name = message[len("Created pod: "):].strip()
+            if name and name != own_pod and name not in names:
+                names.append(name)
+    return names

@@ -66,6 +66,11 @@ class ApiUnavailable(KubernetesError):
     """The API server kept failing (connection refused, timeouts, 5xx, 429) for the whole retry budget."""
 
 
+class JobRetried(RunnerError):
+    """This job pod replaces an earlier pod of the same run (Kubernetes 1.20 does not count a deleted pod
+    against `backoffLimit: 0`): running the flow again would repeat its side effects, so the runner refuses."""
+
+
 class WorkerStartError(RunnerError):
     """A worker could not be started or failed before joining the scheduler: names the pod and the reason."""
 

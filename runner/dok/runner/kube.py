@@ -169,11 +169,13 @@ class Kube:
             return False
         return True
 
-    def pod_events(self, name: str) -> list[dict[str, Any]]:
-        """Events about one pod (best effort, no retries): [] if they cannot be read (e.g. no permission)."""
+    def pod_events(self, name: str, *, kind: str = "Pod") -> list[dict[str, Any]]:
+        """Events about one object, a pod unless `kind` says otherwise (best effort, no retries): [] if they
+        cannot be read (e.g. no permission)."""
         try:
             response = self._api().list_namespaced_event(
-                self.namespace, field_selector=f"involvedObject.name={name}", _preload_content=False,
+                self.namespace, field_selector=f"involvedObject.name={name},involvedObject.kind={kind}",
+                _preload_content=False,
                 _request_timeout=(3.0, 5.0))
             return list(self._json(response).get("items") or [])
         except Exception:  # noqa: BLE001 - diagnostics only
