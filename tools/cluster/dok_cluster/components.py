@@ -65,6 +65,8 @@ def components(paths: Paths, bin_dir: Path, dns_watcher: Path) -> tuple[Componen
             "--anonymous-auth=false", "--authorization-mode=Node,RBAC",
             "--enable-admission-plugins=NodeRestriction", "--allow-privileged=true",
             "--profiling=false", "--event-ttl=1h", "--v=1",
+            # Jobs' ttlSecondsAfterFinished is alpha in 1.20: without the gate finished Jobs are never reaped.
+            "--feature-gates=TTLAfterFinished=true",
         )),
         Component("kube-controller-manager", (
             f"{k}/kube-controller-manager",
@@ -76,6 +78,7 @@ def components(paths: Paths, bin_dir: Path, dns_watcher: Path) -> tuple[Componen
             f"--service-cluster-ip-range={settings.SERVICE_CIDR}",
             f"--flex-volume-plugin-dir={data}/volume-plugins",
             "--leader-elect=false", "--port=0", "--secure-port=0", "--profiling=false", "--v=1",
+            "--feature-gates=TTLAfterFinished=true",
         )),
         Component("kube-scheduler", (
             f"{k}/kube-scheduler",
