@@ -135,3 +135,127 @@ def test_ca_bundle_must_exist(tmp_path):
     pem.write_text("x")
     assert commands.ca_bundle_of(SimpleNamespace(ca_bundle=str(pem))) == str(pem)
     assert commands.ca_bundle_of(SimpleNamespace(ca_bundle=None)) is None
+
+
+# -- local input is checked before the cluster is touched ---------------------------------------------------
+@pytest.fixture
+def no_cluster(monkeypatch):
+    def fail(*a, **k):
+        raise AssertionError("must not connect to the cluster")
+    monkeypatch.setattr(commands, "connect", fail)
+
+
+FILES_FLOW = '''
+from dok.core import DaskOnKubernetesEnvironment, Flow, task
+
+@task
+def one():
+    return 1
+
+with Flow("files-flow") as flow:
+    one()
+
+environment = DaskOnKubernetesEnvironment(files={"/nonexistent/dok-unit/data.csv": "/app/data.csv"})
+'''
+
+UNPICKLABLE_FLOW = '''
+import threading
+from dok.core import Flow, task
+
+LOCK = threading.Lock()
+
+@task
+def guarded():
+    with LOCK:
+        return 1
+
+with Flow("unpicklable-flow") as flow:
+    guarded()
+'''
+
+
+@pytest.mark.parametrize("source,extra,fragments", [
+    (FILES_FLOW, (), ("/nonexistent/dok-unit/data.csv", "files")),
+    (UNPICKLABLE_FLOW, (), ("unpicklable-flow", "lock", "picklable")),
+    (None, ("--image", "Bad Image:x"), ("'Bad Image:x'", "registry:5000/name:tag")),
+])
+def test_bad_local_input_fails_before_connecting(tmp_path, no_cluster, no_build, source, extra, fragments):
+    path = DATA / "ok_flow.py"
+    if source is not None:
+        path = tmp_path / "flow.py"
+        path.write_text(source)
+    code, _, err = run_cli("run", str(path), "-n", "team-a", *extra)
+    assert code == 2, err
+    assert err.startswith("dok: error: ") and "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in err
+    assert "dok build" not in err
+
+
+@pytest.mark.parametrize("command", [("status",), ("logs",), ("cancel",), ("cleanup",)])
+def test_invalid_identifier_is_a_usage_error(no_cluster, command):
+    code, _, err = run_cli(*command, "Not A/Valid id!", "-n", "team-a")
+    assert code == 2, err
+    assert err.startswith("dok: error: invalid run identifier 'Not A/Valid id!'")
+    assert "no run with identifier" not in err and "UUID" in err
+
+
+def test_attach_refuses_invalid_identifier_without_listing():
+    from dok.launcher.exceptions import UsageError
+    from dok.launcher.handle import RunHandle
+
+    class NoKube:
+        def __getattr__(self, name):
+            raise AssertionError(f"must not call the cluster ({name})")
+
+    with pytest.raises(UsageError, match="invalid run identifier"):
+        RunHandle.attach("Not A/Valid id!", kube=NoKube(), namespace="team-a")
+
+
+# -- a Job TTL the cluster dropped -------------------------------------------------------------------------
+class CreatingKube:
+    """Just enough of Kube for `dok run --image … --detach`: `create` answers like the API server does,
+    which drops ttlSecondsAfterFinished on Kubernetes 1.20 without the TTLAfterFinished feature gate."""
+
+    host = "https://fake:6443"
+    default_namespace = "default"
+
+    def __init__(self, *, keeps_ttl):
+        self.keeps_ttl = keeps_ttl
+        self.created = []
+
+    def ping(self):
+        return "v1.20.2"
+
+    def create(self, manifest):
+        from types import SimpleNamespace
+
+        self.created.append(manifest)
+        ttl = manifest["spec"].get("ttlSecondsAfterFinished") if self.keeps_ttl else None
+        return SimpleNamespace(spec=SimpleNamespace(ttl_seconds_after_finished=ttl))
+
+
+def _run_detached(monkeypatch, kube, *extra):
+    import dok.launcher.prepare as prepare
+
+    monkeypatch.setattr(commands, "connect", lambda args: kube)
+    monkeypatch.setattr(prepare, "setup", lambda env, **kw: prepare.SetupResult(
+        namespace="team-a", service_account="dok-runner", created=[], updated=[], verified=[]))
+    return run_cli("run", f"{DATA}/ok_flow.py", "-n", "team-a", "--image", "localhost:5000/ok-flow:1", "--detach",
+                   *extra)
+
+
+@pytest.mark.parametrize("keeps_ttl,ttl_args,warned", [(False, ("--ttl", "60"), True), (True, ("--ttl", "60"), False),
+                                                      (False, (), False)])
+def test_dropped_ttl_warned_once_and_run_proceeds(monkeypatch, no_build, keeps_ttl, ttl_args, warned):
+    kube = CreatingKube(keeps_ttl=keeps_ttl)
+    code, out, err = _run_detached(monkeypatch, kube, *ttl_args)
+    assert code == 0, err
+    assert len(kube.created) == 1  # the run proceeds
+    lines = [line for line in err.splitlines() if "warning:" in line]
+    if warned:
+        assert len(lines) == 1 and "ttlSecondsAfterFinished=60" in lines[0], err
+        assert "dok cleanup" in lines[0]
+    else:
+        assert lines == [], err
+    assert out.strip().splitlines()[-1].count("-") == 4  # the identifier (--detach)

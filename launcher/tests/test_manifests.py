@@ -195,3 +195,33 @@ def test_secret_ref_parse():
                                            ("AWS_SECRET_ACCESS_KEY", True), ("LOG_LEVEL", False)])
 def test_looks_secret(name, expected):
     assert m.looks_secret(name) is expected
+
+
+@pytest.mark.parametrize("image", ["Bad Image:x", "registry:5000/Name:tag", "name:bad tag", "name:.dot",
+                                   "name:" + "t" * 129, "registry:5000/", "name@sha256:xyz"])
+def test_invalid_image_reference_says_what_a_valid_one_looks_like(image):
+    with pytest.raises(UsageError) as info:
+        spec(image=image)
+    assert repr(image) in info.value.message
+    hint = info.value.hint
+    assert "registry:5000/name:tag" in hint and "lowercase" in hint and "128" in hint and "[A-Za-z0-9_.-]" in hint
+    assert "dok build" not in hint
+
+
+@pytest.mark.parametrize("image", ["img:1", "localhost:5000/fanout:abc", "registry:5000/team/name:v1.2_3-x",
+                                   "python:3.11-slim", "docker.io/library/python", "name:" + "t" * 128,
+                                   "name@sha256:" + "0" * 64, "127.0.0.1:5000/a__b-c.d:T"])
+def test_valid_image_references_accepted(image):
+    assert spec(image=image).image == image
+
+
+@pytest.mark.parametrize("ident", ["Not A/Valid id!", "", "-abc", "abc.", "x" * 64, "a b"])
+def test_invalid_run_identifier(ident):
+    with pytest.raises(UsageError, match="invalid run identifier") as info:
+        m.validate_identifier(ident)
+    assert repr(ident) in info.value.message and "UUID" in info.value.hint
+
+
+@pytest.mark.parametrize("ident", [ID, "abc", "A.b_c-1", "x" * 63])
+def test_valid_run_identifier(ident):
+    m.validate_identifier(ident)

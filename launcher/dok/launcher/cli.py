@@ -206,12 +206,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     debug = bool(getattr(args, "debug", False))
     from . import commands
 
-    # The CLI prints its own one-line warning for secret-looking env_vars (commands.warn_secret_env_vars).
+    # The CLI prints its own one-line warnings for secret-looking env_vars (commands.warn_secret_env_vars)
+    # and a dropped Job TTL (cmd_run).
     import warnings
 
     from dok.core.exceptions import SecretEnvVarWarning
 
+    from .exceptions import TTLIgnoredWarning
+
     warnings.filterwarnings("ignore", category=SecretEnvVarWarning)
+    warnings.filterwarnings("ignore", category=TTLIgnoredWarning)  # printed by cmd_run (handle.warnings)
     _sigterm_as_interrupt()
     try:
         return commands.dispatch(args, out=out, err=err)

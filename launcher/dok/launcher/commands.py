@@ -1,10 +1,11 @@
 """What each `dok` subcommand does, given parsed arguments (see `cli.py` for the parser and exit codes).
 
-`run --local` loads the flow and runs it in-process (`local.py`). `run` without --local: connect to the
-cluster first (fail fast before any image is built), set up the namespace, build the image through
-`dok.builder.build` (the builder's public API), create the Job, stream, and print the final State; Ctrl-C
-cancels and cleans up (a second Ctrl-C leaves at once, naming what may remain). The other commands act
-on a run by its identifier.
+`run --local` loads the flow and runs it in-process (`local.py`). `run` without --local: check the local
+input first (flow, parameters, options, `files` entries, that the flow pickles, the --image reference), so
+bad input never touches the cluster; then connect to the cluster (fail fast before any image is built),
+set up the namespace, build the image through `dok.builder.build` (the builder's public API), create the
+Job, stream, and print the final State; Ctrl-C cancels and cleans up (a second Ctrl-C leaves at once,
+naming what may remain). The other commands act on a run by its identifier (checked before connecting).
 """
 
 from __future__ import annotations
@@ -229,6 +230,24 @@ def _secret_env(items: list[str]) -> dict[str, Any]:
     return refs
 
 
+def check_local_inputs(env: Any, loaded: LoadedFlow, args: argparse.Namespace) -> None:
+    """What can be checked without the cluster or docker: with --image, the reference; otherwise the build
+    inputs (every `files` source exists, the flow pickles). Raises UsageError / core's BundleError (exit 2)."""
+    from .manifests import validate_image_reference
+
+    if args.image:
+        validate_image_reference(args.image)
+        return  # the image holds its own bundle and files
+    for source in dict(getattr(env, "files", None) or {}):
+        path = resolve_path(str(source))
+        if not path.exists():
+            raise UsageError(f"files: {str(source)!r} does not exist (resolved to {path})",
+                             hint="fix the path in files= or create the file before running")
+    from dok.core import bundle
+
+    bundle.dumps(loaded.flow)  # BundleError naming what cannot be pickled
+
+
 def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     if args.local:
         return run_local_command(args, out=out, err=err)
@@ -238,6 +257,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     loaded, params = load_with_params(args)
     env = make_env(loaded, args)
     secret_env = _secret_env(args.secret_env)
+    check_local_inputs(env, loaded, args)
     warn_secret_env_vars(env, err)
     kube = connect(args)
     namespace = namespace_of(args, kube, env)
@@ -257,6 +277,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                      image=env_image, min_workers=args.min_workers, max_workers=args.max_workers,
                      active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out)
+    for warning in getattr(handle, "warnings", ()):
+        _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")
     if args.detach:
         print(handle.identifier, file=out, flush=True)
@@ -316,7 +338,9 @@ def _leftover_message(handle: Any) -> str:
 
 def _attach(args: argparse.Namespace, *, out: TextIO) -> Any:
     from .handle import RunHandle
+    from .manifests import validate_identifier
 
+    validate_identifier(args.identifier)  # before connecting: a bad identifier is a usage error
     kube = connect(args)
     return RunHandle.attach(args.identifier, kube=kube, namespace=namespace_of(args, kube), out=out)
 
@@ -360,7 +384,10 @@ def cmd_cleanup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from dok.core import labels as core_labels
 
     from .handle import RunHandle
+    from .manifests import validate_identifier
 
+    if not args.all:
+        validate_identifier(args.identifier)
     kube = connect(args)
     ns = namespace_of(args, kube)
     if args.all:

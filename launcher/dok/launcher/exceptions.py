@@ -77,3 +77,8 @@ class PodLost(InfrastructureError):
 
 class WaitTimeout(InfrastructureError):
     """Waiting for the run exceeded the given timeout."""
+
+
+class TTLIgnoredWarning(UserWarning):
+    """The cluster dropped the Job's ttlSecondsAfterFinished (TTLAfterFinished not enabled): the finished
+    Job stays until `dok cleanup` (or `dok run` without --detach/--keep) deletes it."""

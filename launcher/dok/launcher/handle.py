@@ -23,7 +23,7 @@ from dok.core import labels as core_labels
 from .exceptions import (ApiUnavailable, ClusterUnreachable, ConfigError, ImagePullError, InfrastructureError, PodLost,
                          RunNotFound, WaitTimeout)
 from .kube import Kube
-from .manifests import CONTAINER_NAME
+from .manifests import CONTAINER_NAME, validate_identifier
 
 PULL_FAILURES = {"ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable"}
 CONFIG_FAILURES = {"CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -137,6 +137,7 @@ class RunHandle:
         self.state: Any | None = None
         self.remaining: list[str] = []
         self.runner_exit_code: int | None = None  # the job container's; 3 = the runner's infrastructure error
+        self.warnings: list[str] = []  # what `execute` noticed while creating the run (e.g. TTL dropped)
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.identifier} job={self.job_name} namespace={self.namespace}>"
@@ -152,7 +153,9 @@ class RunHandle:
     # -- attach ---------------------------------------------------------------------------------------
     @classmethod
     def attach(cls, identifier: str, *, kube: Kube, namespace: str, out: TextIO | None = None) -> RunHandle:
-        """The handle of an existing run; RunNotFound when neither its Job nor its pods exist."""
+        """The handle of an existing run; UsageError for an identifier that cannot be a run's (not a label
+        value), RunNotFound when neither its Job nor its pods exist."""
+        validate_identifier(identifier)
         sel = identifier_selector(identifier)
         jobs = kube.list_jobs(namespace, sel)
         if jobs:

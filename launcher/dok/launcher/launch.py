@@ -3,16 +3,19 @@
 Called by `DaskOnKubernetesEnvironment.execute()` and by `dok run`. It makes sure the namespace is set
 up (runner RBAC; see `prepare.py`), builds the Job manifest from the environment plus the keyword
 arguments (explicit arguments win), creates it, and returns a handle; `handle.wait()` returns the flow's
-State. Nothing here blocks on the run itself.
+State. Nothing here blocks on the run itself. When the cluster drops a requested ttlSecondsAfterFinished
+(Kubernetes 1.20 without the TTLAfterFinished gate), the run proceeds with a `TTLIgnoredWarning`, also
+kept in `handle.warnings` (the CLI prints it as one line).
 """
 
 from __future__ import annotations
 
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
-from .exceptions import ConfigError, UsageError
+from .exceptions import ConfigError, TTLIgnoredWarning, UsageError
 from .handle import RunHandle
 from .kube import Kube
 from .manifests import RUNNER_NAME, JobSpec, SecretRef, job_manifest
@@ -117,11 +120,39 @@ def execute(env: Any, *, parameters: Mapping[str, Any] | None = None, identifier
     kube = kube or Kube.connect(kubeconfig=kubeconfig)
     ns = namespace or getattr(env, "namespace", None) or kube.default_namespace
     identifier = identifier or str(uuid.uuid4())
+    ttl_requested = (options.get("ttl_seconds_after_finished") is not None
+                     or getattr(env, "ttl_seconds_after_finished", None) is not None)  # not just the default
     spec = job_spec_for(env, identifier=identifier, namespace=ns, parameters=parameters, flow_name=flow_name,
                         **options)
     if setup and spec.service_account_name == RUNNER_NAME:
         run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions)
     manifest = job_manifest(spec)
-    kube.create(manifest)
-    return RunHandle(kube=kube, identifier=identifier, namespace=ns, job_name=spec.job_name,
-                     flow_name=spec.flow_name, out=out)
+    created = kube.create(manifest)
+    handle = RunHandle(kube=kube, identifier=identifier, namespace=ns, job_name=spec.job_name,
+                       flow_name=spec.flow_name, out=out)
+    dropped = ttl_dropped(spec, created) if ttl_requested else None
+    if dropped:
+        handle.warnings.append(dropped)
+        warnings.warn(dropped, TTLIgnoredWarning, stacklevel=2)
+    return handle
+
+
+def ttl_dropped(spec: JobSpec, created: Any) -> str | None:
+    """The warning when ttlSecondsAfterFinished was requested but the created Job lacks it (Kubernetes 1.20
+    without the TTLAfterFinished feature gate drops the field silently), else None."""
+    if spec.ttl_seconds_after_finished is None or created is None:
+        return None
+    job_spec = getattr(created, "spec", None)
+    if isinstance(created, Mapping):
+        job_spec = created.get("spec")
+    if job_spec is None:
+        return None  # nothing to compare with
+    if isinstance(job_spec, Mapping):
+        kept = job_spec.get("ttlSecondsAfterFinished", job_spec.get("ttl_seconds_after_finished"))
+    else:
+        kept = getattr(job_spec, "ttl_seconds_after_finished", None)
+    if kept is not None:
+        return None
+    return (f"the cluster dropped ttlSecondsAfterFinished={spec.ttl_seconds_after_finished} from Job "
+            f"{spec.job_name} (TTLAfterFinished not enabled: Kubernetes < 1.21 without the feature gate), so it "
+            f"will not be deleted automatically; remove it with `dok cleanup {spec.identifier} -n {spec.namespace}`")

@@ -6,7 +6,6 @@ scaling lines, and the final State. The same `DaskExecutor` as on Kubernetes, ju
 from __future__ import annotations
 
 import logging
-import math
 import os
 import sys
 import threading
@@ -37,37 +36,6 @@ class LocalOptions:
         if self.min_workers > self.max_workers:
             raise UsageError(f"--min-workers ({self.min_workers}) exceeds --max-workers ({self.max_workers})",
                              hint="raise --max-workers or lower --min-workers")
-
-
-_PENDING_STATES = ("waiting", "queued", "no-worker", "processing")
-
-
-def _adaptive_class() -> Any:
-    """distributed's Adaptive, whose target also counts tasks *waiting* on their inputs: a dok map over a
-    task's result is n cheap `getitem` tasks then n real tasks waiting on them, and the stock target sees
-    only the cheap ready ones (it never scales past 1). Same idea as the runner's DokAdaptive; a shared
-    copy belongs in core."""
-    from distributed import Scheduler
-    from distributed.deploy.adaptive import Adaptive
-
-    class LocalAdaptive(Adaptive):
-        async def target(self) -> int:
-            stock = await super().target()
-            scheduler = getattr(self.cluster, "scheduler", None)
-            if not isinstance(scheduler, Scheduler):
-                return stock
-            work, count = 0.0, 0
-            for prefix in list(scheduler.task_prefixes.values()):
-                n = sum(prefix.states.get(state, 0) for state in _PENDING_STATES)
-                if n:
-                    count += n
-                    work += n * scheduler._get_prefix_duration(prefix)
-            if not count:
-                return stock
-            pending = max(1, min(math.ceil(work / max(self.target_duration, 1e-3)), count))
-            return max(stock, pending)
-
-    return LocalAdaptive
 
 
 def default_max_workers() -> int:
@@ -116,6 +84,7 @@ def run_local(flow: Any, *, parameters: Mapping[str, Any] | None = None, options
     from distributed import Client, LocalCluster
 
     from dok.core import DaskExecutor
+    from dok.core.adaptive import DokAdaptive
 
     options = options or LocalOptions()
     out = out or sys.stdout
@@ -126,7 +95,7 @@ def run_local(flow: Any, *, parameters: Mapping[str, Any] | None = None, options
                                processes=options.processes, dashboard_address=":0", silence_logs=level)
         watcher: _ScaleWatcher | None = None
         try:
-            cluster.adapt(Adaptive=_adaptive_class(), minimum=options.min_workers, maximum=options.max_workers,
+            cluster.adapt(Adaptive=DokAdaptive, minimum=options.min_workers, maximum=options.max_workers,
                           interval=options.adapt_interval, wait_count=3)
             with Client(cluster) as client:
                 print(f"[dok] local cluster {cluster.scheduler_address}: {options.min_workers}.."

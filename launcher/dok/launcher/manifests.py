@@ -41,6 +41,19 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+
+# An image reference, per the distribution reference grammar: [HOST[:PORT]/]NAME[:TAG][@DIGEST].
+_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE_REFERENCE = re.compile(
+    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
+IMAGE_REFERENCE_HINT = ("an image reference looks like registry:5000/name:tag (or name:tag, or name@sha256:<digest>): "
+                        "the name is lowercase letters, digits and '.', '_', '-' separated by '/'; the tag is "
+                        "[A-Za-z0-9_.-], at most 128 characters, not starting with '.' or '-'")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -97,8 +110,7 @@ class JobSpec:
 
     def __post_init__(self) -> None:
         validate_namespace(self.namespace)
-        if not self.image or any(c.isspace() for c in self.image):
-            raise UsageError(f"invalid image reference {self.image!r}", hint="build the image first (dok build)")
+        validate_image_reference(self.image)
         if not isinstance(self.max_workers, int) or self.max_workers < 1:
             raise UsageError(f"max_workers must be an integer >= 1, got {self.max_workers!r}",
                              hint="e.g. --max-workers 4")
@@ -142,6 +154,20 @@ def validate_env_name(name: str) -> None:
                          hint="letters, digits and '_', not starting with a digit")
 
 
+def validate_image_reference(image: str) -> None:
+    """`registry:5000/name:tag`, `name:tag`, `name@sha256:…` (the grammar docker and the kubelet accept)."""
+    match = _IMAGE_REFERENCE.match(image) if isinstance(image, str) else None
+    if not image or match is None or len(match.group("name")) > 255:
+        raise UsageError(f"invalid image reference {image!r}", hint=IMAGE_REFERENCE_HINT)
+
+
+def validate_identifier(identifier: str) -> None:
+    """A run identifier is a label value (`dok run` makes it a UUID): refuse others before asking the cluster."""
+    if not isinstance(identifier, str) or len(identifier) > 63 or not _LABEL_VALUE.match(identifier):
+        raise UsageError(f"invalid run identifier {identifier!r}",
+                         hint="a run identifier is the UUID `dok run` printed (see `dok list`), e.g. "
+                              "0f8fad5b-d9cb-469f-a165-70867728950e: at most 63 letters, digits, '-', '_' "
+                              "or '.', starting and ending with a letter or digit")
 
 
 def _slug(text: str) -> str:

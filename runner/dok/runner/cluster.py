@@ -91,7 +91,7 @@ class DokCluster(SpecCluster):
 
     def adapt(self, Adaptive: Any = None, **kwargs: Any) -> Any:  # noqa: N803 - distributed's name
         """`SpecCluster.adapt` with `DokAdaptive` (see dok.runner.adaptive) unless another class is given."""
-        from dok.runner.adaptive import DokAdaptive
+        from dok.core.adaptive import DokAdaptive
 
         return super().adapt(Adaptive=Adaptive or DokAdaptive, **kwargs)
 

@@ -1,5 +1,8 @@
 """`DokAdaptive`: distributed's `Adaptive`, with a target that also sees work waiting on its inputs.
 
+Used by every cluster dok scales: the runner's worker pods (SpecCluster) and the CLI's local mode
+(LocalCluster).
+
 distributed's `Scheduler.adaptive_target()` sizes the cluster from tasks that are *ready* (queued or
 unrunnable) plus the occupancy of the workers. A dok map over a task's result (`square.map(numbers(n))`) is
 submitted as n cheap `getitem` tasks followed by n real tasks that *wait* on them; only the cheap ones are

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from dok.runner.adaptive import pending_work_target
+from dok.core.adaptive import pending_work_target
 
 
 class FakeScheduler:
