@@ -25,6 +25,7 @@ import shlex
 from typing import Mapping, Sequence
 
 from dok.builder.exceptions import InvalidInputError
+from dok.core.podsecurity import RUN_AS_GROUP, RUN_AS_USER
 
 # Paths inside the image (see DEVELOPERS.md "Image layout").
 DOK_ROOT = "/opt/dok"
@@ -34,7 +35,7 @@ BUNDLE_PATH = f"{DOK_ROOT}/flow.dokflow"
 ENVIRONMENT_PATH = f"{DOK_ROOT}/environment.json"
 HEALTHCHECK_PATH = f"{DOK_ROOT}/healthcheck.py"
 CA_BUNDLE_PATH = f"{DOK_ROOT}/ca-bundle.crt"
-RUN_AS = "1000:1000"
+RUN_AS = f"{RUN_AS_USER}:{RUN_AS_GROUP}"  # the UID the pods run as (dok.core.podsecurity)
 
 # Paths inside the build context.
 CTX_CA_BUNDLE = "dok/ca-bundle.crt"

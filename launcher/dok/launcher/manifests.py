@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dok.core import labels as core_labels
+from dok.core.podsecurity import (RUN_AS_USER, restricted_container_security_context,  # noqa: F401
+                                     restricted_pod_security_context)
 from dok.core.environment import looks_secret  # noqa: F401  (re-exported: the CLI warns with it)
 
 from .exceptions import UsageError
@@ -27,7 +29,6 @@ BUNDLE_PATH = "/opt/dok/flow.dokflow"
 RUNNER_MODULE = ".".join(("dok", "runner"))
 RUNNER_COMMAND = ("python", "-m", RUNNER_MODULE, BUNDLE_PATH)
 CONTAINER_NAME = "runner"
-RUN_AS_USER = 1000
 SCHEDULER_PORT = 8786
 DASHBOARD_PORT = 8787
 
@@ -191,27 +192,6 @@ def rbac_labels(component: str = "runner-rbac") -> dict[str, str]:
     return {core_labels.MANAGED_BY_LABEL: "dok", core_labels.COMPONENT_LABEL: component}
 
 
-def restricted_container_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "runAsGroup": RUN_AS_USER,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
-
-
-def restricted_pod_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "runAsGroup": RUN_AS_USER,
-        "fsGroup": RUN_AS_USER,
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def _field_env(name: str, path: str) -> dict[str, Any]:

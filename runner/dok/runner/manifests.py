@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dok.core.labels import run_labels
+from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context  # noqa: F401
 
 WORKER_COMPONENT = "worker"
 WORKER_CONTAINER = "worker"
-RUN_AS_USER = 1000
 TERMINATION_GRACE_SECONDS = 5
 _MAX_NAME = 63
 
@@ -107,18 +107,6 @@ def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_ti
             "--local-directory", "/tmp",
             "--death-timeout", f"{death_timeout:g}s"]
 
-
-def restricted_container_security_context() -> dict[str, Any]:
-    return {
-        "runAsNonRoot": True,
-        "runAsUser": RUN_AS_USER,
-        "runAsGroup": RUN_AS_USER,
-        "allowPrivilegeEscalation": False,
-        "privileged": False,
-        "readOnlyRootFilesystem": True,
-        "capabilities": {"drop": ["ALL"]},
-        "seccompProfile": {"type": "RuntimeDefault"},
-    }
 
 
 def _pod_security_context(inherited: Mapping[str, Any]) -> dict[str, Any]:
