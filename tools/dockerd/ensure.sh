@@ -7,7 +7,17 @@ set -euo pipefail
 pidfile=/var/run/dok-dockerd.pid
 log=/var/log/dok-dockerd.log
 say() { printf 'dockerd: %s\n' "$*" >&2; }
-alive() { curl -fsS --max-time 2 --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1; }
+# Ping the engine over its socket (python3 is always there; curl may not be on a fresh machine).
+alive() {
+    python3 - <<'PY' >/dev/null 2>&1
+import socket
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(2)
+s.connect("/var/run/docker.sock")
+s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+assert s.recv(64).split()[1] == b"200"
+PY
+}
 
 case "${1:-start}" in
 status)
@@ -28,7 +38,7 @@ if ! command -v dockerd >/dev/null 2>&1; then
     [ "$(id -u)" -eq 0 ] || { say "dockerd is not installed; run: sudo apt-get install docker.io"; exit 2; }
     say "installing docker.io (apt)"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io curl >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker.io >&2
 fi
 [ "$(id -u)" -eq 0 ] || { say "dockerd is not running and starting it needs root: sudo dockerd &"; exit 2; }
 say "starting dockerd (log: $log)"
