@@ -4,20 +4,10 @@ hand (which `dok run` reports as an infrastructure error, exit 3)."""
 
 from __future__ import annotations
 
-import os
-import re
 import signal
-import subprocess
-import sys
-import threading
-import time
-from pathlib import Path
 
 from e2e import helpers
-
-IDENT_LABEL = "dok.dev/identifier"
-COMPONENT_LABEL = "app.kubernetes.io/component"
-RUN_LINE = re.compile(r"\[dok\] run ([0-9a-f-]{36}):")
+from e2e.reliability_flows import COMPONENT_LABEL, IDENT_LABEL, Background, dok, flow_file, identifier_of, wait_gone
 
 OK_FLOW = '''
 from dok.core import Flow, task
@@ -61,83 +51,6 @@ with Flow("e2e-cleanup-slow") as flow:
 
 
 # ---- helpers (kept in this file: Bazel runs each e2e file as its own target) -----------------------------
-def dok_env(cluster: helpers.Cluster) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env["KUBECONFIG"] = str(cluster.kubeconfig)
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("DOK_BASE_IMAGE", "dok-base:bookworm-py3.11")
-    if "DOK_BUILD_CA_BUNDLE" not in env and Path("/etc/ssl/certs/ca-certificates.crt").is_file():
-        env["DOK_BUILD_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
-    env.pop("BUILD_WORKING_DIRECTORY", None)
-    env.pop("DOK_WORKING_DIRECTORY", None)
-    return env
-
-
-def dok(cluster: helpers.Cluster, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "dok.launcher", *args], env=dok_env(cluster),
-                          capture_output=True, text=True, timeout=timeout)
-    sys.stderr.write(f"$ dok {' '.join(args)}  -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n")
-    return proc
-
-
-class Background:
-    """`dok run` in the background, its output collected by threads; `.identifier` once it printed it."""
-
-    def __init__(self, cluster: helpers.Cluster, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "dok.launcher", *args], env=dok_env(cluster),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.out: list[str] = []
-        self.err: list[str] = []
-        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=lambda s=stream, k=sink: k.extend(iter(s.readline, "")), daemon=True).start()
-
-    @property
-    def identifier(self) -> str | None:
-        match = RUN_LINE.search("".join(self.err))
-        return match.group(1) if match else None
-
-    def finish(self, timeout: float) -> int:
-        try:
-            code = self.proc.wait(timeout=timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-        time.sleep(0.2)
-        sys.stderr.write(f"background dok -> {self.proc.returncode}\n{''.join(self.out)}\n{''.join(self.err)}\n")
-        return code
-
-
-def flow_file(tmp_path: Path, source: str, name: str = "flow.py") -> str:
-    path = tmp_path / name
-    path.write_text(source)
-    return str(path)
-
-
-def identifier_of(text: str) -> str:
-    match = RUN_LINE.search(text)
-    assert match, f"no '[dok] run <id>:' line in:\n{text}"
-    return match.group(1)
-
-
-def remaining(cluster: helpers.Cluster, namespace: str, identifier: str) -> list[str]:
-    sel = {IDENT_LABEL: identifier}
-    return ([f"job/{j.metadata.name}" for j in helpers.list_by_label(cluster, "jobs", sel, namespace=namespace)]
-            + [f"pod/{p.metadata.name}" for p in helpers.list_by_label(cluster, "pods", sel, namespace=namespace)])
-
-
-def wait_gone(cluster: helpers.Cluster, namespace: str, identifier: str, timeout: float = 60.0) -> float:
-    start = time.monotonic()
-    left: list[str] = []
-    while time.monotonic() - start < timeout:
-        left = remaining(cluster, namespace, identifier)
-        if not left:
-            sys.stderr.write(f"run {identifier}: nothing left after {time.monotonic() - start:.1f} s\n")
-            return time.monotonic() - start
-        time.sleep(0.5)
-    raise AssertionError(f"still there {timeout:g} s after the run ended: {left}")
-
-
 def running_job_pod(cluster: helpers.Cluster, namespace: str, bg: Background, *, with_workers: bool = True):
     """Wait until the run's job pod is Running (and at least one worker pod exists)."""
     def probe():

@@ -16,19 +16,13 @@ default dok-base:bookworm-py3.11).
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from e2e import helpers
-
-IDENT_LABEL = "dok.dev/identifier"
-RUN_LINE = re.compile(r"\[dok\] run ([0-9a-f-]{36}):")
+from e2e.reliability_flows import IDENT_LABEL, dok, flow_file, identifier_of, remaining, wait_gone
 
 OK_FLOW = '''
 from dok.core import Flow, Parameter, task
@@ -67,54 +61,6 @@ with Flow("e2e-failing") as flow:
 
 
 # ---- helpers (kept in this file: Bazel runs each e2e file as its own target) -----------------------------
-def dok_env(cluster: helpers.Cluster) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    env["KUBECONFIG"] = str(cluster.kubeconfig)
-    env.setdefault("DOK_BASE_IMAGE", "dok-base:bookworm-py3.11")
-    if "DOK_BUILD_CA_BUNDLE" not in env and Path("/etc/ssl/certs/ca-certificates.crt").is_file():
-        env["DOK_BUILD_CA_BUNDLE"] = "/etc/ssl/certs/ca-certificates.crt"
-    env.pop("BUILD_WORKING_DIRECTORY", None)
-    env.pop("DOK_WORKING_DIRECTORY", None)
-    return env
-
-
-def dok(cluster: helpers.Cluster, *args: str, timeout: float = 420) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([sys.executable, "-m", "dok.launcher", *args], env=dok_env(cluster),
-                          capture_output=True, text=True, timeout=timeout)
-    sys.stderr.write(f"$ dok {' '.join(args)}  -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}\n")
-    return proc
-
-
-def flow_file(tmp_path: Path, source: str, name: str = "flow.py") -> str:
-    path = tmp_path / name
-    path.write_text(source)
-    return str(path)
-
-
-def identifier_of(text: str) -> str:
-    match = RUN_LINE.search(text)
-    assert match, f"no '[dok] run <id>:' line in:\n{text}"
-    return match.group(1)
-
-
-def remaining(cluster: helpers.Cluster, namespace: str, identifier: str) -> list[str]:
-    sel = {IDENT_LABEL: identifier}
-    return ([f"job/{j.metadata.name}" for j in helpers.list_by_label(cluster, "jobs", sel, namespace=namespace)]
-            + [f"pod/{p.metadata.name}" for p in helpers.list_by_label(cluster, "pods", sel, namespace=namespace)])
-
-
-def wait_gone(cluster: helpers.Cluster, namespace: str, identifier: str, timeout: float = 60.0) -> float:
-    start = time.monotonic()
-    left: list[str] = []
-    while time.monotonic() - start < timeout:
-        left = remaining(cluster, namespace, identifier)
-        if not left:
-            return time.monotonic() - start
-        time.sleep(0.5)
-    raise AssertionError(f"still there {timeout:g} s after the run ended: {left}")
-
-
 # ---- tests -------------------------------------------------------------------------------------------------
 def test_success_exits_0_and_prints_result(cluster, namespace, tmp_path):
     proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--param", "n=5",
