@@ -54,7 +54,10 @@ class Api:
         api_version, kind, meta = obj["apiVersion"], obj["kind"], obj["metadata"]
         base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
         ns = f"/namespaces/{meta['namespace']}" if "namespace" in meta else ""
-        status, body = self.request("POST", f"{base}{ns}/{_PLURALS[kind]}", obj)
+        collection = f"{base}{ns}/{_PLURALS[kind]}"
+        if self.exists(f"{collection}/{meta['name']}"):
+            return False  # checked first: a Service's POST fails on its taken clusterIP (422) before 409
+        status, body = self.request("POST", collection, obj)
         if status == 409:
             return False
         if status >= 300:

@@ -182,6 +182,13 @@ def _up(paths: Paths, *, timeout: float = 240.0) -> bool:
         say(f"already up ({len(NAMES)} components running, node {settings.NODE_NAME} Ready); "
             f"kubeconfig: {paths.kubeconfig}")
         return False
+    if not any(processes.read(paths.pids, name) for name in NAMES) and (
+            paths.record.is_file() or paths.data.exists()):
+        # The processes were killed without `down` (session or machine ended): the old etcd still holds
+        # its objects (and allocated IPs), the host its iptables/mounts. Start clean rather than resume.
+        say("found the leftovers of a cluster that was never brought down (its processes are gone); "
+            "cleaning them up first, so the new cluster starts empty")
+        _down(paths)
     started = time.monotonic()
     record = host.load_record(paths.record)
     if not record:
