@@ -98,7 +98,8 @@ def test_image_reference_once_built():
 def test_dict_round_trip_is_json_safe():
     env = Env(registry_url="localhost:5000", python_dependencies=["pandas"], image_name="x", image_tag="y",
               env_vars={"A": "1"}, files={"data.csv": "/app/data.csv"}, max_workers=4, min_workers=1,
-              namespace="dok-test", flow_name="fanout", bundle_sha256=SHA)
+              namespace="dok-test", flow_name="fanout", bundle_sha256=SHA,
+              secret_env={"DB_PASSWORD": "db-creds:password"})
     d = json.loads(json.dumps(env.to_dict()))
     assert Env.from_dict(d) == env
     with pytest.raises(EnvironmentConfigError, match="unknown DaskOnKubernetesEnvironment field.*colour"):
@@ -159,3 +160,29 @@ def test_secret_looking_env_var_names_warn(name):
         Env(env_vars={name: "v", "LOG_LEVEL": "debug"})
     texts = [str(w.message) for w in caught if issubclass(w.category, SecretEnvVarWarning)]
     assert len(texts) == 1 and name in texts[0] and "--secret-env" in texts[0], texts
+
+
+def test_secret_env_normalized_and_kept_out_of_env_vars():
+    env = Env(secret_env={"DB_PASSWORD": "db-creds/password", "API_TOKEN": ("api", "token.v1")})
+    assert env.secret_env == {"DB_PASSWORD": "db-creds:password", "API_TOKEN": "api:token.v1"}
+    assert env.env_vars == {}
+
+
+@pytest.mark.parametrize("value,named", [
+    ({"1BAD": "s:k"}, "1BAD"),                 # not an env var name
+    ({"DOK_X": "s:k"}, "reserved"),            # dok's own
+    ({"A": "no-key"}, "SECRET:KEY"),           # no key
+    ({"A": "Upper:k"}, "SECRET:KEY"),          # Secret names are lowercase DNS names
+    ({"A": "s:bad key"}, "SECRET:KEY"),        # key with a space
+    ({"A": 42}, "SECRET:KEY"),
+    ("A=s:k", "dict of NAME"),
+])
+def test_bad_secret_env(value, named):
+    with pytest.raises(EnvironmentConfigError, match="secret_env") as info:
+        Env(secret_env=value)
+    assert named in str(info.value)
+
+
+def test_secret_env_name_also_in_env_vars_is_refused():
+    with pytest.raises(EnvironmentConfigError, match="also in env_vars"):
+        Env(env_vars={"DB_HOST": "db"}, secret_env={"DB_HOST": "db:host"})

@@ -225,3 +225,16 @@ def test_invalid_run_identifier(ident):
 @pytest.mark.parametrize("ident", [ID, "abc", "A.b_c-1", "x" * 63])
 def test_valid_run_identifier(ident):
     m.validate_identifier(ident)
+
+
+def test_environment_secret_env_reaches_the_job_and_execute_overrides_per_name():
+    from dok.core.environment import DaskOnKubernetesEnvironment
+    from dok.launcher.launch import job_spec_for
+
+    env = DaskOnKubernetesEnvironment(secret_env={"DB_PASSWORD": "db-creds:password", "API_TOKEN": "api:token"})
+    job = m.job_manifest(job_spec_for(env, identifier=ID, namespace="ns", image="img:1",
+                                      secret_env={"API_TOKEN": "api-v2:token"}))
+    refs = {k: v["valueFrom"]["secretKeyRef"] for k, v in env_of(job).items() if "valueFrom" in v
+            and "secretKeyRef" in v["valueFrom"]}
+    assert refs == {"DB_PASSWORD": {"name": "db-creds", "key": "password"},
+                    "API_TOKEN": {"name": "api-v2", "key": "token"}}

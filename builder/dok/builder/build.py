@@ -146,6 +146,7 @@ def _replace(env: Any, **changes: Any) -> Any:
 def _spec_for_hash(env: Any) -> dict[str, Any]:
     spec = dict(env.to_dict())
     spec.pop("image_tag", None)
+    spec.pop("secret_env", None)  # references resolved at run time, not part of the image's content
     return spec
 
 

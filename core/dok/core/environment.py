@@ -8,7 +8,9 @@
     built.run("/opt/dok/flow.dokflow") # dok.runner: inside the job's pod
 
 The constructor takes the seed API's arguments (base_image, registry_url, python_dependencies,
-image_name, image_tag, env_vars, files, max_workers) plus min_workers and namespace, keyword-only. Every
+image_name, image_tag, env_vars, files, max_workers) plus min_workers, namespace and secret_env (NAME ->
+'SECRET:KEY': environment variables the job and worker pods take from Kubernetes Secrets at run time, so
+the values never enter the image), keyword-only. Every
 value is checked when the object is made; a bad one raises `EnvironmentConfigError` naming the argument
 and what is allowed. `flow_name` and `bundle_sha256` are filled in by `build`; `.image` is the full image
 reference once built. `to_dict()`/`from_dict()` round-trip through JSON (the image carries it as
@@ -43,6 +45,11 @@ _REFERENCE = re.compile(
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_WORDS = ("TOKEN", "PASSWORD", "PASSWD", "SECRET", "KEY", "CREDENTIAL")
+_SECRET_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_SECRET_KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+RESERVED_DIR = "/opt/dok"
 
 
 def looks_secret(name: str) -> bool:
@@ -50,9 +57,6 @@ def looks_secret(name: str) -> bool:
     an image (pass them as references to Kubernetes Secrets instead)."""
     upper = name.upper()
     return any(word in upper for word in _SECRET_WORDS)
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-RESERVED_DIR = "/opt/dok"
 
 
 def default_base_image() -> str:
@@ -76,6 +80,7 @@ class DaskOnKubernetesEnvironment:
     image_name: str | None = None
     image_tag: str | None = None
     env_vars: Mapping[str, str] = field(default_factory=dict, hash=False)
+    secret_env: Mapping[str, str] = field(default_factory=dict, hash=False)
     files: Mapping[str, str] = field(default_factory=dict, hash=False)
     max_workers: int = 1
     min_workers: int = 0
@@ -109,6 +114,7 @@ class DaskOnKubernetesEnvironment:
                        "must be a Docker tag: letters, digits, '_', '.', '-', not starting with '.' or '-', "
                        "at most 128 characters")
         set_(self, "env_vars", self._env_vars(self.env_vars))
+        set_(self, "secret_env", self._secret_env(self.secret_env, self.env_vars))
         set_(self, "files", self._files(self.files))
         for arg, low in (("max_workers", 1), ("min_workers", 0)):
             v = getattr(self, arg)
@@ -157,8 +163,37 @@ class DaskOnKubernetesEnvironment:
             if looks_secret(k):
                 warnings.warn(f"env_vars[{k!r}] looks like a secret, but env_vars are stored in the image where "
                               f"anyone who can pull it can read them; pass it from a Kubernetes Secret instead "
-                              f"(dok run --secret-env {k}=SECRET:KEY)", SecretEnvVarWarning, stacklevel=4)
+                              f"(secret_env={{{k!r}: 'SECRET:KEY'}}, or dok run --secret-env {k}=SECRET:KEY)",
+                              SecretEnvVarWarning, stacklevel=4)
         return dict(value)
+
+    @staticmethod
+    def _secret_env(value: Any, env_vars: Mapping[str, str]) -> dict[str, str]:
+        """NAME -> 'SECRET:KEY' (also accepted: 'SECRET/KEY' or a (SECRET, KEY) pair), normalized to 'SECRET:KEY'."""
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise _bad("secret_env", value, "must be a dict of NAME -> 'SECRET:KEY' (a Kubernetes Secret and its key)")
+        out: dict[str, str] = {}
+        for k, ref in value.items():
+            if not isinstance(k, str) or not _ENV_NAME.match(k):
+                raise _bad("secret_env", k, "names must match [A-Za-z_][A-Za-z0-9_]*")
+            if k.startswith("DOK_"):
+                raise _bad("secret_env", k, "names starting with DOK_ are reserved for dok")
+            if k in env_vars:
+                raise _bad("secret_env", k, "is also in env_vars: keep it in one of them (secret_env for secrets)")
+            if isinstance(ref, str):
+                secret, sep, key = ref.replace("/", ":", 1).partition(":")
+            elif isinstance(ref, (tuple, list)) and len(ref) == 2 and all(isinstance(x, str) for x in ref):
+                (secret, key), sep = ref, ":"
+            else:
+                secret, sep, key = "", "", ""
+            if not sep or not _SECRET_NAME.match(secret) or len(secret) > 253 or not _SECRET_KEY.match(key):
+                raise _bad("secret_env", {k: ref},
+                           "each value must be 'SECRET:KEY': a Kubernetes Secret name (lowercase letters, digits, "
+                           "'-', '.') and one of its keys (letters, digits, '-', '_', '.'), e.g. 'db-creds:password'")
+            out[k] = f"{secret}:{key}"
+        return out
 
     @staticmethod
     def _files(value: Any) -> dict[str, str]:
@@ -204,6 +239,7 @@ class DaskOnKubernetesEnvironment:
             "image_name": self.image_name,
             "image_tag": self.image_tag,
             "env_vars": dict(self.env_vars),
+            "secret_env": dict(self.secret_env),
             "files": dict(self.files),
             "max_workers": self.max_workers,
             "min_workers": self.min_workers,

@@ -143,7 +143,8 @@ def warn_secret_env_vars(env: Any, err: TextIO) -> None:
     for name in sorted(getattr(env, "env_vars", None) or {}):
         if looks_secret(name):
             _say(err, f"warning: env var {name} looks like a secret but env_vars are stored in the image; "
-                      f"pass it from a Kubernetes Secret instead: --secret-env {name}=SECRET:KEY")
+                      f"pass it from a Kubernetes Secret instead: --secret-env {name}=SECRET:KEY "
+                      f"(or secret_env={{{name!r}: 'SECRET:KEY'}} in the environment)")
 
 
 def ca_bundle_of(args: argparse.Namespace) -> str | None:

@@ -96,7 +96,9 @@ def job_spec_for(env: Any, *, identifier: str, namespace: str, parameters: Mappi
                                    default=RUNNER_NAME),
         node_selector=_pick(kw.pop("node_selector", None), env, "node_selector"),
         tolerations=tuple(_pick(kw.pop("tolerations", None), env, "tolerations", default=())),
-        secret_env=_secret_refs(_pick(kw.pop("secret_env", None), env, "secret_env", "secret_env_vars")),
+        # the environment's references, then execute()'s / --secret-env's (same name: the argument wins)
+        secret_env=_secret_refs({**dict(getattr(env, "secret_env", None) or {}),
+                                 **dict(kw.pop("secret_env", None) or {})}),
         image_pull_policy=_pick(kw.pop("image_pull_policy", None), env, "image_pull_policy",
                                 default="IfNotPresent"),
         **_no_leftovers(kw),
