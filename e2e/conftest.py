@@ -46,6 +46,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="leave the cluster running after the session (also: DOK_E2E_KEEP_CLUSTER=1)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def base_image() -> str:
+    """The Debian-made base image every test flow builds FROM (made once, ~2 min, when dockerd lacks it): without
+    it the builder would ask Docker Hub, which this machine cannot reach."""
+    return helpers_images.ensure_base_image(os.environ.get("DOK_BASE_IMAGE", helpers_images.BASE_IMAGE))
+
+
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[helpers.Cluster]:
     started_here = False

@@ -4,6 +4,8 @@
 # The PID of a dockerd started here is written to /var/run/dok-dockerd.pid (stop it with `stop`).
 #   tools/dockerd/ensure.sh [start|stop|status]
 set -euo pipefail
+# debootstrap and dockerd live in sbin; Bazel tests run with PATH=/bin:/usr/bin:/usr/local/bin.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 pidfile=/var/run/dok-dockerd.pid
 log=/var/log/dok-dockerd.log
 say() { printf 'dockerd: %s\n' "$*" >&2; }

@@ -6,6 +6,8 @@
 # Env: DOK_DEBIAN_MIRROR (default http://deb.debian.org/debian), DOK_DEBIAN_SUITE (default bookworm).
 # Prints the image reference as its last line.
 set -euo pipefail
+# debootstrap and dockerd live in sbin; Bazel tests run with PATH=/bin:/usr/bin:/usr/local/bin.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 force=0
 if [ "${1:-}" = "--force" ]; then force=1; shift; fi
 tag="${1:-dok-base:bookworm-py3.11}"
