@@ -34,11 +34,16 @@ if ! command -v debootstrap >/dev/null; then
 fi
 
 root="$(mktemp -d /var/tmp/dok-base.XXXXXX)"
-trap 'rm -rf "$root"' EXIT
-say "debootstrap $suite into $root (takes ~2 min)"
+log="$root.log"
+trap 'rm -rf "$root" "$log"' EXIT
+say "debootstrap $suite into $root (takes ~1-2 min)"
 start=$(date +%s)
-debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
-    "$suite" "$root" "$mirror" >&2
+if ! debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates \
+        "$suite" "$root" "$mirror" >"$log" 2>&1; then
+    say "debootstrap failed (mirror $mirror; set DOK_DEBIAN_MIRROR for another); its last lines:"
+    tail -n 30 "$log" >&2
+    exit 1
+fi
 rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root"/var/log/* "$root"/tmp/*
 say "docker import -> $tag"
 tar --numeric-owner -C "$root" -c . | docker import \
