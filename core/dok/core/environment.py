@@ -32,7 +32,7 @@ from typing import Any, Mapping
 
 from .exceptions import EnvironmentConfigError, SecretEnvVarWarning
 
-__all__ = ["DaskOnKubernetesEnvironment", "default_base_image"]
+__all__ = ["DaskOnKubernetesEnvironment", "default_base_image", "split_secret_ref"]
 
 _NAME_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*"
 _IMAGE_NAME = re.compile(rf"^{_NAME_COMPONENT}(?:/{_NAME_COMPONENT})*$")
@@ -57,6 +57,26 @@ def looks_secret(name: str) -> bool:
     an image (pass them as references to Kubernetes Secrets instead)."""
     upper = name.upper()
     return any(word in upper for word in _SECRET_WORDS)
+
+
+def split_secret_ref(ref: Any) -> tuple[str, str]:
+    """'SECRET:KEY' (or 'SECRET/KEY', or a (SECRET, KEY) pair) -> (secret, key): a Kubernetes Secret name and
+    one of its keys. Otherwise ValueError(message, hint), the message naming the bad part. The one check of a
+    secret reference, for the environment's `secret_env` and the launcher's `--secret-env`/`execute()`."""
+    if isinstance(ref, str):
+        secret, sep, key = ref.replace("/", ":", 1).partition(":")
+        if not sep or not secret or not key:
+            raise ValueError(f"malformed secret reference {ref!r}", "write SECRET:KEY, e.g. db-creds:password")
+    elif isinstance(ref, (tuple, list)) and len(ref) == 2 and all(isinstance(x, str) for x in ref):
+        secret, key = ref
+    else:
+        raise ValueError(f"malformed secret reference {ref!r}", "write SECRET:KEY, e.g. db-creds:password")
+    if len(secret) > 253 or not _SECRET_NAME.match(secret):
+        raise ValueError(f"invalid Secret name {secret!r}",
+                         "lowercase letters, digits, '-' and '.', at most 253 characters")
+    if not _SECRET_KEY.match(key):
+        raise ValueError(f"invalid Secret key {key!r}", "letters, digits, '-', '_' and '.'")
+    return secret, key
 
 
 def default_base_image() -> str:
@@ -182,16 +202,13 @@ class DaskOnKubernetesEnvironment:
                 raise _bad("secret_env", k, "names starting with DOK_ are reserved for dok")
             if k in env_vars:
                 raise _bad("secret_env", k, "is also in env_vars: keep it in one of them (secret_env for secrets)")
-            if isinstance(ref, str):
-                secret, sep, key = ref.replace("/", ":", 1).partition(":")
-            elif isinstance(ref, (tuple, list)) and len(ref) == 2 and all(isinstance(x, str) for x in ref):
-                (secret, key), sep = ref, ":"
-            else:
-                secret, sep, key = "", "", ""
-            if not sep or not _SECRET_NAME.match(secret) or len(secret) > 253 or not _SECRET_KEY.match(key):
+            try:
+                secret, key = split_secret_ref(ref)
+            except ValueError:
                 raise _bad("secret_env", {k: ref},
                            "each value must be 'SECRET:KEY': a Kubernetes Secret name (lowercase letters, digits, "
-                           "'-', '.') and one of its keys (letters, digits, '-', '_', '.'), e.g. 'db-creds:password'")
+                           "'-', '.') and one of its keys (letters, digits, '-', '_', '.'), e.g. 'db-creds:password'"
+                           ) from None
             out[k] = f"{secret}:{key}"
         return out
 

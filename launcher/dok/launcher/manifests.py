@@ -19,7 +19,7 @@ from typing import Any
 from dok.core import labels as core_labels
 from dok.core.podsecurity import (RUN_AS_USER, restricted_container_security_context,  # noqa: F401
                                      restricted_pod_security_context)
-from dok.core.environment import looks_secret  # noqa: F401  (re-exported: the CLI warns with it)
+from dok.core.environment import looks_secret, split_secret_ref  # noqa: F401  (looks_secret: the CLI warns with it)
 
 from .exceptions import UsageError
 
@@ -67,22 +67,23 @@ class SecretRef:
     @classmethod
     def parse(cls, text: str) -> SecretRef:
         """`SECRET:KEY` (or `SECRET/KEY`)."""
-        secret, sep, key = text.replace("/", ":", 1).partition(":")
-        if not sep or not secret or not key:
-            raise UsageError(f"malformed secret reference {text!r}", hint="write SECRET:KEY, e.g. db-creds:password")
-        ref = cls(secret=secret, key=key)
-        ref.validate()
-        return ref
+        secret, key = _split_secret_ref(text)
+        return cls(secret=secret, key=key)
 
     def validate(self) -> None:
-        if len(self.secret) > 253 or not re.match(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", self.secret):
-            raise UsageError(f"invalid Secret name {self.secret!r}",
-                             hint="lowercase letters, digits, '-' and '.', at most 253 characters")
-        if not re.match(r"^[-._a-zA-Z0-9]+$", self.key):
-            raise UsageError(f"invalid Secret key {self.key!r}", hint="letters, digits, '-', '_' and '.'")
+        _split_secret_ref((self.secret, self.key))
 
     def to_dict(self) -> dict[str, str]:
         return {"secret": self.secret, "key": self.key}
+
+
+def _split_secret_ref(ref: str | tuple[str, str]) -> tuple[str, str]:
+    """core's check of a secret reference, its ValueError(message, hint) as a UsageError."""
+    try:
+        return split_secret_ref(ref)
+    except ValueError as exc:
+        message, hint = exc.args
+        raise UsageError(message, hint=hint) from None
 
 
 @dataclass(frozen=True, kw_only=True)
