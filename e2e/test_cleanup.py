@@ -93,8 +93,7 @@ def test_nothing_left_after_dok_cancel(cluster, namespace, tmp_path):
         assert ended != 0  # the attached `dok run` saw its run go away
         wait_gone(cluster, namespace, bg.identifier)
     finally:
-        if bg.proc.poll() is None:
-            bg.proc.kill()
+        bg.kill()
 
 
 def test_nothing_left_after_ctrl_c(cluster, namespace, tmp_path):
@@ -107,8 +106,7 @@ def test_nothing_left_after_ctrl_c(cluster, namespace, tmp_path):
         assert "cancelling run" in "".join(bg.err)
         wait_gone(cluster, namespace, bg.identifier)
     finally:
-        if bg.proc.poll() is None:
-            bg.proc.kill()
+        bg.kill()
 
 
 def test_job_pod_deleted_by_hand(cluster, namespace, tmp_path):
@@ -121,5 +119,4 @@ def test_job_pod_deleted_by_hand(cluster, namespace, tmp_path):
         assert "job pod" in "".join(bg.err) and "delet" in "".join(bg.err)
         wait_gone(cluster, namespace, bg.identifier)
     finally:
-        if bg.proc.poll() is None:
-            bg.proc.kill()
+        bg.kill()
