@@ -9,11 +9,8 @@ no registry, no pulls) and used with `imagePullPolicy: Never`.
 from __future__ import annotations
 
 import io
-import shutil
 import subprocess
 import tarfile
-import tempfile
-from pathlib import Path
 
 import docker
 import docker.errors
@@ -21,7 +18,6 @@ import docker.errors
 from e2e.helpers import E2E_DIR, Cluster
 
 BASE_IMAGE = "dok-base:bookworm-py3.11"
-MIRROR = "http://deb.debian.org/debian"
 
 
 def image_exists(tag: str) -> bool:
@@ -41,20 +37,7 @@ def ensure_base_image(tag: str = BASE_IMAGE) -> str:
         if script.is_file():
             subprocess.run(["bash", str(script), tag], check=True, stdout=subprocess.DEVNULL)
             return tag
-    with tempfile.TemporaryDirectory(dir="/var/tmp") as tmp:  # same recipe as tools/images
-        root = Path(tmp) / "rootfs"
-        subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv,ca-certificates",
-                        "bookworm", str(root), MIRROR], check=True, stdout=subprocess.DEVNULL)
-        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
-            for entry in (root / junk).glob("*"):
-                if entry.is_file():
-                    entry.unlink()
-        tar = subprocess.Popen(["tar", "--numeric-owner", "-C", str(root), "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "import", "-c", "ENV LANG=C.UTF-8", "-", tag], stdin=tar.stdout, check=True,
-                       stdout=subprocess.DEVNULL)
-        tar.wait()
-        shutil.rmtree(root, ignore_errors=True)
-    return tag
+    raise FileNotFoundError(f"tools/images/make_base_image.sh not found beside {E2E_DIR}: it makes {tag}")
 
 
 def build_image(tag: str, dockerfile: str, files: dict[str, str | bytes] | None = None) -> str:
