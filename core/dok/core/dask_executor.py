@@ -121,6 +121,9 @@ def _is_cluster(obj: Any) -> bool:
 
 
 _DEFERRED = object()
+# Future statuses that are final for as long as the key's data lives; "lost" and "pending" are not (a key
+# whose worker left is recomputed), so a future handed over in one of those states is followed again.
+_TERMINAL = frozenset({"finished", "error", "cancelled"})
 
 
 class _DaskRun:
@@ -150,6 +153,7 @@ class _DaskRun:
         self.waiting: list[Node] = []
         self.ac: Any = None
         self.to_track: list[Any] = []  # futures submitted but not yet handed to as_completed
+        self.recomputed = 0  # completions seen again because their data was lost with a worker
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> State:
@@ -164,12 +168,15 @@ class _DaskRun:
             self.flush()
             for batch in self.ac.batches():
                 for fut in batch:
-                    if fut.key in self.len_keys:
-                        self.on_length(fut)
-                        self.submit_ready()
-                        self.flush()
+                    status = fut.status  # read once: it can turn "lost" at any moment
+                    if status not in _TERMINAL:
+                        self.retrack(fut)
+                    elif fut.key in self.len_keys:
+                        if self.on_length(fut, status):
+                            self.submit_ready()
+                            self.flush()
                     else:
-                        self.on_done(fut)
+                        self.on_done(fut, status)
                 if self.client.status in ("closing", "closed"):
                     interrupted = "the Dask client was closed"
                     break
@@ -187,6 +194,14 @@ class _DaskRun:
                 interrupted = f"gathering results failed: {type(exc).__name__}: {exc}"
                 self.cancel_rest()
         return flow_state(self.states, results=results, start=start, end=time.time(), interrupted=interrupted)
+
+    def retrack(self, fut: Any) -> None:
+        """A future as_completed handed over is no longer done: its data was lost with a worker that left
+        (status "lost") or the scheduler is running it again (status "pending"). Dask recomputes it while this
+        client holds the future, so it is followed again and recorded by its final outcome only."""
+        self.recomputed += 1
+        self.track([fut])
+        self.flush()
 
     def track(self, futures: list[Any]) -> None:
         self.to_track.extend(futures)
@@ -341,31 +356,39 @@ class _DaskRun:
         self.track(futs)
 
     # -- completion ------------------------------------------------------------------------------
-    def on_length(self, fut: Any) -> None:
+    def on_length(self, fut: Any, status: str) -> bool:
+        """Record a map length (or why there is none); False when the future must be followed again."""
         index = self.len_keys[fut.key]
-        if fut.status == "finished":
-            self.lengths[index] = fut.result()
-            return
-        if fut.status == "cancelled":
+        if status == "finished":
+            self.lengths[index] = fut.result()  # waits for a recomputation if the integer was lost meanwhile
+            return True
+        if status == "cancelled":
             self.len_failed[index] = ("skip", self.flow._nodes[index].name)
-            return
+            return True
         exc = fut.exception()
+        if exc is None:  # no longer an error: being recomputed
+            self.retrack(fut)
+            return False
         if isinstance(exc, TaskFailed):
             self.len_failed[index] = ("skip", self.root_of(exc.payload))
         else:
             self.len_failed[index] = ("error", f"{type(exc).__name__}: {exc}")
+        return True
 
     def root_of(self, payload: dict[str, Any]) -> str:
         return self.names.get(payload.get("key"), payload.get("task") or "?")
 
-    def state_of(self, fut: Any, name: str) -> State:
-        status = fut.status
+    def state_of(self, fut: Any, name: str, status: str) -> State | None:
+        """The State of a finished task run, from the status read when as_completed handed it over; None
+        when it turns out not to be final (its key is being recomputed)."""
         now = time.time()
         if status == "finished":
             return Success(end=now)
         if status == "cancelled":
             return Cancelled(message="cancelled before it finished", end=now)
         exc = fut.exception()
+        if exc is None:  # the error was replaced by a recomputation: not an outcome
+            return None
         if isinstance(exc, TaskFailed):
             root = self.root_of(exc.payload)
             return failure_state(exc.payload) if root == name else skipped_state(root, at=now)
@@ -378,10 +401,13 @@ class _DaskRun:
         trace = "".join(tb.format_tb(fut.traceback())) if fut.traceback() is not None else None
         return Failed(message=text[:500], exc_type=type(exc).__name__, exc_message=str(exc), traceback=trace, end=now)
 
-    def on_done(self, fut: Any) -> None:
+    def on_done(self, fut: Any, status: str) -> None:
         index, child = self.owner[fut.key]
         name = self.names[fut.key]
-        state = self.state_of(fut, name)
+        state = self.state_of(fut, name, status)
+        if state is None:
+            self.retrack(fut)
+            return
         self.emit(name, state)
         if child < 0:
             return
