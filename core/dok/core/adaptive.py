@@ -1,30 +1,37 @@
-"""`DokAdaptive`: distributed's `Adaptive`, with a target that also sees work waiting on its inputs.
+"""`DokAdaptive`: distributed's `Adaptive` whose decisions come from dok's `ScalingPolicy`.
 
 Used by every cluster dok scales: the runner's worker pods (SpecCluster) and the CLI's local mode
-(LocalCluster).
+(LocalCluster). It overrides Adaptive's two documented extension points and nothing else:
 
-distributed's `Scheduler.adaptive_target()` sizes the cluster from tasks that are *ready* (queued or
-unrunnable) plus the occupancy of the workers. A dok map over a task's result (`square.map(numbers(n))`) is
-submitted as n cheap `getitem` tasks followed by n real tasks that *wait* on them; only the cheap ones are
-ever "ready", so the stock target stays at 1-2 workers however much work is pending.
+- `target()`: the larger of distributed's target and the work still to do. distributed's
+  `Scheduler.adaptive_target()` sizes the cluster from tasks that are *ready* plus the workers' occupancy;
+  a dok map over a task's result is submitted as n cheap `getitem` tasks followed by n real tasks that
+  *wait* on them, so only the cheap ones are ever "ready". dok adds, per task prefix, the tasks waiting/
+  queued/unrunnable/processing times the prefix's average duration, divided by `target_duration`, and
+  never more workers than such tasks per worker thread.
+- `recommendations()`: builds a `dok.core.scaling.Snapshot` of the in-process scheduler (who joined, who
+  is busy, what is pending, what the graph will make ready next and when, the measured pod start-to-join
+  time) and returns `ScalingPolicy.decide()`'s recommendation; each change is reported with its reason
+  through `report` (the runner's scaling log). Adaptive's own `scale_up`/`scale_down` (graceful
+  `retire_workers`, then closing the worker) apply it; there is no second loop.
 
-This subclass overrides only `Adaptive.target()` (the documented extension point): the target is the
-larger of the stock target and the work still to do — per task prefix, the tasks waiting/queued/
-unrunnable/processing times the prefix's average duration (distributed's own estimate, "unknown-task-
-duration" before the first one finishes) — divided by `target_duration`, and never more workers than there
-are such tasks per worker thread. Scaling up and down, the wait count before retiring a worker, the
-minimum and maximum stay Adaptive's.
+With a scheduler in another process (no `cluster.scheduler` object) it falls back to the stock behaviour.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any
+import time
+from typing import Any, Callable
 
 from distributed import Scheduler
 from distributed.deploy.adaptive import Adaptive
 
+from .scaling import (LEN_KEY_PREFIX, Decision, ScalingPolicy, ScalingSettings, Snapshot, Upcoming, median,
+                      work_target)
+
 PENDING_STATES = ("waiting", "queued", "no-worker", "processing")
+UNKNOWN_WIDTH = 1 << 30  # workers wanted by a fan-out whose width is not known yet (bounded by maximum)
+_SCAN_LIMIT = 5000  # dependents looked at per tick for the lookahead (the scan runs on the event loop)
 
 
 def pending_work_target(scheduler: Any, *, target_duration: float, nthreads: int) -> int:
@@ -36,20 +43,127 @@ def pending_work_target(scheduler: Any, *, target_duration: float, nthreads: int
         if n:
             count += n
             work += n * scheduler._get_prefix_duration(prefix)
-    if not count:
-        return 0
-    by_work = math.ceil(work / max(target_duration, 1e-3) / nthreads)
-    by_count = math.ceil(count / nthreads)
-    return max(1, min(by_work, by_count))
+    return work_target(work, count, target_duration=target_duration, nthreads=nthreads)
+
+
+def upcoming_work(scheduler: Any, *, nthreads: int) -> tuple[float | None, Upcoming | None]:
+    """What the graph makes ready next: (seconds until the first waiting task becomes ready, the workers
+    wanted by the tasks that become ready within the soonest such time).
+
+    Looks at the dependents of the tasks being computed: a waiting dependent whose other inputs are all in
+    memory or being computed becomes ready when its slowest running input ends, estimated as the input's
+    prefix average duration minus the time it has been executing."""
+    remaining: dict[Any, float] = {}
+    for ws in scheduler.workers.values():
+        executing = ws.executing
+        for ts in ws.processing:
+            remaining[ts] = max(0.0, scheduler._get_prefix_duration(ts.prefix) - executing.get(ts, 0.0))
+    if not remaining:
+        return None, None
+    etas: list[tuple[float, int]] = []  # (eta, workers this dependent stands for)
+    seen: set[Any] = set()
+    for ts in remaining:
+        for dep in ts.dependents:
+            if dep in seen or dep.state != "waiting":
+                continue
+            seen.add(dep)
+            if len(seen) > _SCAN_LIMIT:
+                break
+            eta = 0.0
+            ready_soon = True
+            for inp in dep.dependencies:
+                if inp.state == "memory":
+                    continue
+                if inp in remaining:
+                    eta = max(eta, remaining[inp])
+                else:
+                    ready_soon = False
+                    break
+            if ready_soon:
+                width = UNKNOWN_WIDTH if str(dep.key).startswith(LEN_KEY_PREFIX) else 1
+                etas.append((eta, width))
+    if not etas:
+        return None, None
+    first = min(eta for eta, _ in etas)
+    horizon = first + 1.0
+    width = sum(w for eta, w in etas if eta <= horizon)
+    workers = width if width >= UNKNOWN_WIDTH else -(-width // max(nthreads, 1))
+    return first, Upcoming(eta=max(eta for eta, _ in etas if eta <= horizon), workers=workers)
 
 
 class DokAdaptive(Adaptive):
-    """Adaptive whose target also counts tasks waiting on their inputs (in-process scheduler only)."""
+    """Adaptive with dok's target and `ScalingPolicy` (see the module docstring).
+
+    Extra keyword arguments: `settings` (ScalingSettings: idle wait, lookahead), `report` (called with
+    every Decision that changes something, and with reasons for keeping workers)."""
+
+    def __init__(self, cluster: Any = None, *, settings: ScalingSettings | None = None,
+                 report: Callable[[Decision], None] | None = None, **kwargs: Any) -> None:
+        super().__init__(cluster, **kwargs)
+        # Without explicit settings, Adaptive's own knobs carry over: a worker retires after `wait_count`
+        # ticks' worth of idleness, as with distributed's close counts.
+        self.settings = settings or ScalingSettings(interval=self.interval or 1.0,
+                                                    idle_wait=self.wait_count * (self.interval or 1.0),
+                                                    target_duration=self.target_duration)
+        self.policy = ScalingPolicy(settings=self.settings)
+        self.report = report
+        self.first_seen: dict[Any, float] = {}  # worker -> when it entered the plan (monotonic)
+        self.start_costs: list[float] = []  # measured plan -> join seconds
+        self._last_reason = ""
+
+    def _scheduler(self) -> Scheduler | None:
+        scheduler = getattr(self.cluster, "scheduler", None)
+        return scheduler if isinstance(scheduler, Scheduler) else None
+
+    def _nthreads(self) -> int:
+        return max(1, int(getattr(self.cluster, "worker_nthreads", 1) or 1))
 
     async def target(self) -> int:
         stock = await super().target()
-        scheduler = getattr(self.cluster, "scheduler", None)
-        if not isinstance(scheduler, Scheduler):
+        scheduler = self._scheduler()
+        if scheduler is None:
             return stock
-        nthreads = max(1, int(getattr(self.cluster, "worker_nthreads", 1) or 1))
-        return max(stock, pending_work_target(scheduler, target_duration=self.target_duration, nthreads=nthreads))
+        return max(stock, pending_work_target(scheduler, target_duration=self.target_duration,
+                                              nthreads=self._nthreads()))
+
+    def _measure(self, plan: set[Any], observed: set[Any], now: float) -> None:
+        for name in plan:
+            self.first_seen.setdefault(name, now)
+        for name in list(self.first_seen):
+            if name in observed:
+                self.start_costs.append(now - self.first_seen.pop(name))
+                del self.start_costs[:-20]
+            elif name not in plan:
+                del self.first_seen[name]
+        for name in observed:  # joined ones are never measured twice
+            self.first_seen.pop(name, None)
+
+    def snapshot(self, target: int) -> Snapshot | None:
+        scheduler = self._scheduler()
+        if scheduler is None:
+            return None
+        now = time.monotonic()
+        plan, requested, observed = set(self.plan), set(self.requested), set(self.observed)
+        self._measure(plan, observed, now)
+        busy = {ws.name for ws in scheduler.workers.values() if ws.processing}
+        idle = sorted((ws for ws in scheduler.workers.values() if not ws.processing and ws.name in plan),
+                      key=lambda ws: (ws.nbytes, str(ws.name)))
+        pending = sum(prefix.states.get(state, 0) for prefix in list(scheduler.task_prefixes.values())
+                      for state in PENDING_STATES)
+        next_in, upcoming = upcoming_work(scheduler, nthreads=self._nthreads()) if self.settings.lookahead \
+            else (None, None)
+        return Snapshot(now=now, minimum=self.minimum, maximum=self.maximum, target=target,
+                        plan=frozenset(plan), requested=frozenset(requested), observed=frozenset(observed),
+                        busy=frozenset(busy), pending_tasks=pending, closable=tuple(ws.name for ws in idle),
+                        upcoming=upcoming, next_work_in=next_in, start_cost=median(self.start_costs))
+
+    async def recommendations(self, target: int) -> dict:
+        snap = self.snapshot(target)
+        if snap is None:
+            return await super().recommendations(target)
+        decision = self.policy.decide(snap)
+        if self.report is not None and (decision.status != "same" or
+                                        ("kept" in decision.reason and decision.reason != self._last_reason)):
+            self.report(decision)
+        self._last_reason = decision.reason
+        return decision.recommendation()

@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator, Literal
 from .exceptions import DokError
 from .flow import Flow, Node, Ref, substitute, unmapped
 from .local_executor import call_back, map_length_error
+from .scaling import LEN_KEY_PREFIX
 from .runtime import TaskFailed, compute_times, run_task, run_task_after
 from .states import (
     Cancelled,
@@ -298,7 +299,7 @@ class _DaskRun:
             return None
         if src.index not in self.lengths:
             if src.index not in self.len_keys.values():
-                key = f"len-{up.name}-{self.token}"
+                key = f"{LEN_KEY_PREFIX}{up.name}-{self.token}"
                 fut = self.client.submit(len, self.futs[src.index], key=key, pure=False)
                 self.len_keys[key] = src.index
                 self.track([fut])

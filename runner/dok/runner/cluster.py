@@ -90,9 +90,11 @@ class DokCluster(SpecCluster):
                          shutdown_on_close=True)
 
     def adapt(self, Adaptive: Any = None, **kwargs: Any) -> Any:  # noqa: N803 - distributed's name
-        """`SpecCluster.adapt` with `DokAdaptive` (see dok.runner.adaptive) unless another class is given."""
+        """`SpecCluster.adapt` with `DokAdaptive` (dok.core.adaptive; its decisions and reasons go to the scaling log) unless another class is given."""
         from dok.core.adaptive import DokAdaptive
 
+        if Adaptive is None or (isinstance(Adaptive, type) and issubclass(Adaptive, DokAdaptive)):
+            kwargs.setdefault("report", lambda decision: self.monitor.say(f"scaling: {decision.reason}"))
         return super().adapt(Adaptive=Adaptive or DokAdaptive, **kwargs)
 
     async def _start(self) -> None:
@@ -111,12 +113,6 @@ class DokCluster(SpecCluster):
         if n != before and self.status not in (Status.closing, Status.closed):
             self.monitor.say(f"scaling: target {n} worker(s), had {before} planned")
         return super().scale(n, memory=memory, cores=cores)
-
-    async def scale_down(self, workers: Any) -> None:
-        names = sorted(str(w) for w in workers if w in self.worker_spec)
-        if names:
-            self.monitor.say(f"scaling: retiring idle worker(s) {', '.join(names)}")
-        await super().scale_down(workers)
 
     # -- health supervision --------------------------------------------------------------------------------
     def expected_workers(self) -> dict[str, float]:

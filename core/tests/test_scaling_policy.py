@@ -1,0 +1,122 @@
+"""The scaling policy's rules, decided from snapshots (no cluster, no sleeping)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dok.core.scaling import ScalingPolicy, ScalingSettings, Snapshot, Upcoming, median, work_target
+
+
+def snap(*, now=100.0, target=1, plan=("w1", "w2", "w3"), observed=("w1",), busy=(), pending=0, closable=None,
+         minimum=0, maximum=3, upcoming=None, next_work_in=None, start_cost=None) -> Snapshot:
+    observed = frozenset(observed)
+    return Snapshot(now=now, minimum=minimum, maximum=maximum, target=target, plan=frozenset(plan),
+                    requested=frozenset(plan), observed=observed, busy=frozenset(busy), pending_tasks=pending,
+                    closable=tuple(closable if closable is not None else sorted(observed - frozenset(busy))),
+                    upcoming=upcoming, next_work_in=next_work_in, start_cost=start_cost)
+
+
+def policy(**kw) -> ScalingPolicy:
+    return ScalingPolicy(settings=ScalingSettings(**{"idle_wait": 2.0, **kw}))
+
+
+def test_scale_up_to_target_bounded_by_maximum():
+    d = policy().decide(snap(target=10, plan=("w1",), observed=("w1",), busy=("w1",), pending=100))
+    assert (d.status, d.n) == ("up", 3)
+    assert "bounded to 3" in d.reason
+
+
+def test_rule_a_starting_workers_never_retired_while_work_is_pending():
+    p = policy()
+    # 5,000 tiny tasks: the work-based target is 1, two workers requested but not joined yet
+    for t in range(0, 30):
+        d = p.decide(snap(now=100.0 + t, target=1, busy=("w1",), pending=5000))
+        assert d.status == "same", d
+    assert "starting worker(s) kept while 5000 task(s) are pending" in d.reason
+
+
+def test_rule_a_starting_workers_may_go_once_nothing_is_pending():
+    p = policy()
+    assert p.decide(snap(now=100.0, target=0, pending=0, minimum=0)).status == "same"  # proposed, waiting
+    d = p.decide(snap(now=102.5, target=0, pending=0))
+    assert d.status == "down" and set(d.workers) >= {"w2", "w3"}
+
+
+def test_rule_a_busy_plus_starting_is_the_floor_idle_joined_ones_can_go():
+    p = policy()
+    s = dict(target=1, plan=("w1", "w2", "w3", "w4"), observed=("w1", "w2", "w3"), busy=("w1",), pending=50,
+             maximum=4)
+    assert p.decide(snap(now=100.0, **s)).status == "same"
+    d = p.decide(snap(now=103.0, **s))
+    assert d.status == "down"
+    assert "w4" not in d.workers and "w1" not in d.workers  # neither the starting nor the busy one
+    assert len(d.workers) == 2 and set(d.workers) == {"w2", "w3"}
+
+
+def test_rule_d_idle_wait_before_retiring_and_reset_when_needed_again():
+    p = policy(idle_wait=3.0)
+    idle = dict(target=1, observed=("w1", "w2", "w3"), busy=("w1",), pending=1)
+    assert p.decide(snap(now=100.0, **idle)).status == "same"
+    assert p.decide(snap(now=102.0, **idle)).status == "same"
+    # demand comes back: the proposal is forgotten
+    assert p.decide(snap(now=102.5, target=3, observed=("w1", "w2", "w3"), busy=("w1", "w2", "w3"),
+                         pending=9)).status == "same"
+    assert p.decide(snap(now=104.0, **idle)).status == "same"  # the clock starts again
+    d = p.decide(snap(now=107.5, **idle))
+    assert d.status == "down" and set(d.workers) == {"w2", "w3"}
+    assert "retiring idle worker(s)" in d.reason
+
+
+def test_rule_b_idle_workers_kept_through_a_gap_shorter_than_start_cost():
+    p = policy(idle_wait=0.0)
+    s = dict(target=1, observed=("w1", "w2", "w3"), busy=("w1",), pending=1, start_cost=4.0)
+    d = p.decide(snap(next_work_in=3.0, **s))
+    assert d.status == "same" and "kept" in d.reason and "sooner than a new one starts (4.0s)" in d.reason
+    d = p.decide(snap(next_work_in=6.0, **s))  # a long gap: cheaper to restart them
+    assert d.status == "down" and set(d.workers) == {"w2", "w3"}
+
+
+def test_rule_b_off_without_lookahead():
+    d = policy(idle_wait=0.0, lookahead=False).decide(
+        snap(target=1, observed=("w1", "w2", "w3"), busy=("w1",), pending=1, start_cost=4.0, next_work_in=1.0))
+    assert d.status == "down"
+
+
+def test_rule_c_lookahead_starts_workers_ahead_of_a_fanout():
+    p = policy()
+    s = dict(target=1, plan=("w1",), observed=("w1",), busy=("w1",), pending=17, start_cost=3.0)
+    far = p.decide(snap(upcoming=Upcoming(eta=6.0, workers=16), **s))
+    assert far.status == "same"  # too early: pods would idle
+    near = p.decide(snap(upcoming=Upcoming(eta=2.5, workers=16), **s))
+    assert (near.status, near.n) == ("up", 3) and near.reason.startswith("lookahead")
+    off = policy(lookahead=False).decide(snap(upcoming=Upcoming(eta=2.5, workers=16), **s))
+    assert off.status == "same"
+
+
+def test_rule_c_uses_default_start_cost_until_measured():
+    p = policy(default_start_cost=5.0)
+    d = p.decide(snap(target=0, plan=(), observed=(), pending=1, upcoming=Upcoming(eta=4.0, workers=2)))
+    assert (d.status, d.n) == ("up", 2)
+
+
+def test_minimum_is_kept():
+    p = policy(idle_wait=0.0)
+    d = p.decide(snap(target=0, minimum=2, observed=("w1", "w2", "w3"), pending=0))
+    assert d.status == "down" and len(d.workers) == 1
+
+
+@pytest.mark.parametrize("status", ["same", "up", "down"])
+def test_recommendation_shape(status):
+    from dok.core.scaling import Decision
+    d = Decision(status=status, reason="r", n=2 if status == "up" else None,
+                 workers=("a",) if status == "down" else ())
+    rec = d.recommendation()
+    assert rec["status"] == status
+    assert ("n" in rec) == (status == "up") and ("workers" in rec) == (status == "down")
+
+
+def test_helpers():
+    assert median([]) is None and median([3.0, 1.0, 2.0]) == 2.0 and median([1.0, 3.0]) == 2.0
+    assert work_target(0.0, 0, target_duration=5, nthreads=1) == 0
+    assert work_target(5.0, 5000, target_duration=5, nthreads=1) == 1  # tiny tasks: few workers by work
+    assert work_target(100.0, 4, target_duration=5, nthreads=1) == 4  # never more than tasks
