@@ -139,3 +139,46 @@ def test_worker_processes_run_tasks_defined_here():
     assert state.is_successful(), state
     assert state.result == {"total": 406}
     assert os.getpid() not in pids.values()
+
+
+@task
+def nbytes_plus(blob, i):
+    return len(blob) + i
+
+
+@task
+def head(blob):
+    return blob[:3]
+
+
+def test_large_parameter_and_constant_are_placed_once(dask_client):
+    from dok.core import Parameter, unmapped
+
+    big = b"x" * (3 * 1024 * 1024)
+    const = list(range(200_000))  # a large constant argument (~several MB by dask's sizeof)
+    with Flow("large") as flow:
+        blob = Parameter("blob")
+        nbytes_plus.map(unmapped(blob), list(range(50)))
+        head(const)
+        head(blob)
+    state = flow.run(parameters={"blob": big}, executor=DaskExecutor(dask_client, fetch="all"))
+    assert state.is_successful(), state
+    assert state.task_states["nbytes_plus"].result == [len(big) + i for i in range(50)]
+    heads = sorted((repr(s.result) for n, s in state.task_states.items() if n.startswith("head")))
+    assert heads == sorted([repr([0, 1, 2]), repr(b"xxx")])
+
+
+def test_place_scatters_once_per_value_and_leaves_small_values(dask_client):
+    from dok.core.dask_executor import LARGE_VALUE_BYTES, _DaskRun
+
+    with Flow("p") as flow:
+        head([1, 2, 3])
+    run = _DaskRun(dask_client, flow, {}, None, fetch_all=False)
+    big = b"y" * (LARGE_VALUE_BYTES + 1)
+    first, second = run.place(big), run.place(big)
+    assert first is second and type(first).__name__ == "Future"
+    assert first.result() == big
+    small = b"z" * 10
+    assert run.place(small) is small and run.place(5) == 5
+    assert run.place_args((big, small))[1] is small
+    assert run.place_args({"a": big})["a"] is first

@@ -117,11 +117,19 @@ def _is_client(obj: Any) -> bool:
     return isinstance(obj, Client)
 
 
+def _is_future(obj: Any) -> bool:
+    from distributed import Future
+
+    return isinstance(obj, Future)
+
+
 def _is_cluster(obj: Any) -> bool:
     return not isinstance(obj, str) and hasattr(obj, "scheduler_address") and not _is_client(obj)
 
 
 _DEFERRED = object()
+# Parameters and constant arguments this large (dask.sizeof's estimate) are scattered once per run.
+LARGE_VALUE_BYTES = 256 * 1024
 # Future statuses that are final for as long as the key's data lives; "lost" and "pending" are not (a key
 # whose worker left is recomputed), so a future handed over in one of those states is followed again.
 _TERMINAL = frozenset({"finished", "error", "cancelled"})
@@ -155,6 +163,10 @@ class _DaskRun:
         self.ac: Any = None
         self.to_track: list[Any] = []  # futures submitted but not yet handed to as_completed
         self.recomputed = 0  # completions seen again because their data was lost with a worker
+        self.placed: dict[int, tuple[Any, Any]] = {}  # id(large value) -> (value, its scattered future)
+        from dask.sizeof import sizeof
+
+        self.sizeof = sizeof
 
     # -- main loop -------------------------------------------------------------------------------
     def run(self) -> State:
@@ -234,8 +246,31 @@ class _DaskRun:
     def lookup(self, index: int) -> Any:
         node = self.flow._nodes[index]
         if node.is_parameter:
-            return self.parameters[node.name]
+            return self.place(self.parameters[node.name])
         return self.futs[index]
+
+    def place(self, value: Any) -> Any:
+        """A large value (a parameter or a constant argument of `LARGE_VALUE_BYTES` or more) is scattered to
+        the cluster once and every task that uses it gets the same future: it travels to each worker once
+        instead of once per task, and the client keeps no per-task copy. Small values are returned as is."""
+        t = type(value)
+        if t in (int, float, bool, type(None), range) or _is_future(value):
+            return value
+        key = id(value)
+        hit = self.placed.get(key)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        if self.sizeof(value) < LARGE_VALUE_BYTES:
+            return value
+        (future,) = self.client.scatter([value], hash=False)  # a one-item list: scatter never splits it
+        self.placed[key] = (value, future)
+        return future
+
+    def place_args(self, args: Any) -> Any:
+        """`place` applied to each top-level positional argument (a tuple/list) or keyword value (a dict)."""
+        if isinstance(args, dict):
+            return {k: self.place(v) for k, v in args.items()}
+        return type(args)(self.place(v) for v in args)
 
     def kill(self, node: Node, root: str) -> None:
         self.dead[node.index] = root
@@ -263,7 +298,7 @@ class _DaskRun:
         for src in node.args:
             if isinstance(src, unmapped):
                 columns.append(None)
-                broadcast.append(substitute(src.value, self.lookup))
+                broadcast.append(self.place(substitute(src.value, self.lookup)))
                 continue
             broadcast.append(None)
             col = self.column(node, src)
@@ -314,8 +349,8 @@ class _DaskRun:
         return self.items[src.index]
 
     def submit_single(self, node: Node) -> None:
-        args = substitute(node.args, self.lookup)
-        kwargs = substitute(node.kwargs, self.lookup)
+        args = self.place_args(substitute(node.args, self.lookup))
+        kwargs = self.place_args(substitute(node.kwargs, self.lookup))
         key = f"{node.name}-{self.token}"
         if node.wait_for:
             after = [self.lookup(w) for w in node.wait_for]
@@ -338,7 +373,7 @@ class _DaskRun:
             self.futs[node.index] = []
             self.emit(node.name, Success(message="0 children", result=[], start=time.time(), end=time.time()))
             return
-        kwargs = substitute(node.kwargs, self.lookup)
+        kwargs = self.place_args(substitute(node.kwargs, self.lookup))
         iterables = [c if c is not None else [b] * n for c, b in zip(columns, broadcast)]
         prefix = f"{node.name}-{self.token}"
         keys = [(prefix, i) for i in range(n)]
