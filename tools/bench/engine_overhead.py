@@ -1,15 +1,20 @@
 """Benchmark: dok's DaskExecutor against plain Dask on the same fan-out/reduce.
 
     tools/bazel run //tools/bench:engine_overhead -- --tasks 2000 [--rounds 7] [--workers 2]
+        [--batch auto|none|N] [--task-ms 0]
 
 One LocalCluster (worker processes, 1 thread each) runs, alternately, round after round:
 
 - raw: `futures = client.map(inc, xs, pure=False)`, `client.submit(total, futures).result()`
-- dok: a flow `total(inc.map(xs))` run with `DaskExecutor(client)` (States, progress, results)
+- dok: a flow `total(inc.map(xs))` run with `DaskExecutor(client)` (States, progress, results), the
+  mapped task declared `@task(batch_size=...)` from `--batch` (default "auto": dok runs tiny children in
+  batches, each child keeping its own State; "none": one Dask task per child, like raw)
+With `--task-ms M` every task sleeps M milliseconds (not tiny: batching must not cost anything there).
 
 Each round waits until the scheduler has forgotten the previous round's tasks. A warm-up round of each
 is not counted. Prints one line per round and, as the last line, the ratio of the medians:
-`engine_overhead_ratio=<dok median / raw median>` (target: <= 1.10).
+`engine_overhead_ratio=<dok median / raw median>` (targets: <= 0.5 on tiny tasks, <= 1.05 with 50 ms).
+
 """
 
 from __future__ import annotations
@@ -21,7 +26,12 @@ import sys
 import time
 
 
+TASK_SECONDS = 0.0
+
+
 def inc(x: int) -> int:
+    if TASK_SECONDS:
+        time.sleep(TASK_SECONDS)
     return x + 1
 
 
@@ -41,7 +51,8 @@ def wait_idle(client, timeout: float = 30.0) -> None:
 
 def raw_round(client, n: int) -> float:
     start = time.perf_counter()
-    futures = client.map(inc, range(n), pure=False)
+    futures = client.map(inc, range(n), pure=False) if not TASK_SECONDS else client.map(
+        _sleepy_inc, range(n), [TASK_SECONDS] * n, pure=False)
     result = client.submit(total, futures, pure=False).result()
     elapsed = time.perf_counter() - start
     assert result == n * (n + 1) // 2, result
@@ -60,12 +71,19 @@ def dok_round(client, flow, n: int) -> float:
     return elapsed
 
 
-def build_flow():
+def _sleepy_inc(x: int, seconds: float) -> int:
+    time.sleep(seconds)
+    return x + 1
+
+
+def build_flow(batch: str, task_seconds: float):
     from dok.core import Flow, Parameter, task
 
+    size = None if batch == "none" else (batch if batch == "auto" else int(batch))
+    fn = (lambda x: _sleepy_inc(x, task_seconds)) if task_seconds else inc
     with Flow("engine-overhead") as flow:
         xs = Parameter("xs")
-        task(total)(task(inc).map(xs))
+        task(total)(task(fn, name="inc", batch_size=size).map(xs))
     return flow
 
 
@@ -74,15 +92,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tasks", type=int, default=2000, help="number of mapped tasks (default 2000)")
     parser.add_argument("--rounds", type=int, default=7, help="counted rounds of each (default 7)")
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--batch", default="auto", help="dok's batch_size: auto (default), none, or N")
+    parser.add_argument("--task-ms", type=float, default=0.0, help="milliseconds each task sleeps (default 0)")
     args = parser.parse_args(argv)
+    global TASK_SECONDS
+    TASK_SECONDS = args.task_ms / 1000
 
     from distributed import Client, LocalCluster
 
-    flow = build_flow()
+    flow = build_flow(args.batch, TASK_SECONDS)
     with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
-        print(f"cluster: {args.workers} workers x 1 thread (processes); {args.tasks} mapped tasks + 1 reduce",
-              flush=True)
+        print(f"cluster: {args.workers} workers x 1 thread (processes); {args.tasks} mapped tasks + 1 reduce; "
+              f"task {args.task_ms:g} ms; dok batch_size={args.batch}", flush=True)
         raw_round(client, args.tasks)  # warm-up: imports, connections, pickling caches
         wait_idle(client)
         dok_round(client, flow, args.tasks)

@@ -87,6 +87,7 @@ class Task:
         max_retries: int = 0,
         retry_delay: float | _dt.timedelta = 0.0,
         timeout: float | _dt.timedelta | None = None,
+        batch_size: int | str | None = None,
     ) -> None:
         if not callable(fn):
             raise FlowDefinitionError(f"@task needs a function, got {fn!r}")
@@ -99,8 +100,14 @@ class Task:
             raise FlowDefinitionError(
                 f"task {name!r}: max_retries must be an int >= 0, got {max_retries!r}"
             )
+        if not (batch_size is None or batch_size == "auto" or
+                (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1)):
+            raise FlowDefinitionError(
+                f"task {name!r}: batch_size must be an int >= 1, 'auto' or None, got {batch_size!r}"
+            )
         self.fn = fn
         self.name = name
+        self.batch_size = batch_size
         self.max_retries = max_retries
         self.retry_delay = _seconds(retry_delay, name, "retry_delay", allow_zero=True)
         self.timeout = None if timeout is None else _seconds(timeout, name, "timeout", allow_zero=False)
@@ -152,6 +159,7 @@ class Task:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self.__dict__.setdefault("batch_size", None)
         try:
             self._signature = inspect.signature(self.fn)
         except (TypeError, ValueError):
@@ -168,11 +176,15 @@ def task(
     max_retries: int = 0,
     retry_delay: float | _dt.timedelta = 0.0,
     timeout: float | _dt.timedelta | None = None,
+    batch_size: int | str | None = None,
 ) -> Any:
-    """Decorator: `@task` or `@task(name=..., max_retries=..., retry_delay=..., timeout=...)`.
+    """Decorator: `@task` or `@task(name=..., max_retries=..., retry_delay=..., timeout=..., batch_size=...)`.
 
-    retry_delay and timeout are seconds (or `datetime.timedelta`); timeout applies to each attempt."""
-    options = dict(name=name, max_retries=max_retries, retry_delay=retry_delay, timeout=timeout)
+    retry_delay and timeout are seconds (or `datetime.timedelta`); timeout applies to each attempt.
+    batch_size (maps only): run the map's children N at a time per Dask task ("auto": sized from the map
+    and the cluster), for tiny tasks; every child keeps its own State, retries, timeout and result."""
+    options = dict(name=name, max_retries=max_retries, retry_delay=retry_delay, timeout=timeout,
+                   batch_size=batch_size)
     if fn is None:
         return lambda f: Task(f, **options)
     return Task(fn, **options)
