@@ -30,12 +30,14 @@ import sys
 import sysconfig
 from dataclasses import asdict, dataclass
 from types import ModuleType
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import cloudpickle
 
+from . import canonical_pickle
 from .exceptions import BundleError
 from .flow import Flow
+from .runtime import TaskSpec
 
 __all__ = ["BundleInfo", "dump", "dumps", "load", "loads", "read_info", "current_versions", "MAGIC"]
 
@@ -122,6 +124,18 @@ def _registered(module: ModuleType) -> bool:
         return False
 
 
+def _reduce_task_spec(spec: TaskSpec, stable_filename: Callable[[str], str]) -> Any:
+    """A TaskSpec remembers its function's source file (to restore it in tracebacks): in a bundle that is
+    the stable name, like the function's own code (an absolute path from the build machine means nothing
+    in the image, and would make the bundle depend on the checkout's location)."""
+    if not spec.filename or stable_filename(spec.filename) == spec.filename:
+        return NotImplemented
+    copy = TaskSpec(fn=spec.fn, name=spec.name, max_retries=spec.max_retries, retry_delay=spec.retry_delay,
+                    timeout=spec.timeout)
+    copy.filename = stable_filename(spec.filename)
+    return copy.__reduce_ex__(canonical_pickle.PROTOCOL)
+
+
 # -- writing ----------------------------------------------------------------------------------------
 def _header_bytes(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
@@ -137,7 +151,7 @@ def dumps(flow: Flow, *, by_value: Iterable[str | ModuleType] = ()) -> tuple[byt
         modules.append(sys.modules[m] if isinstance(m, str) else m)
     try:
         with _by_value(modules):
-            payload = cloudpickle.dumps(flow, protocol=5)
+            payload = canonical_pickle.dumps(flow, reducers={TaskSpec: _reduce_task_spec})
     except Exception as exc:
         raise BundleError(
             f"cannot pickle flow {flow.name!r}: {type(exc).__name__}: {exc}. Tasks and their arguments must "
