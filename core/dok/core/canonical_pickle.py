@@ -105,7 +105,7 @@ class _FileNames:
         self._cache: dict[str, str] = {}
 
     def _module_of(self, filename: str) -> str | None:
-        if self._by_file is None:  # co_filename is the module's __file__ as imported, normally
+        if self._by_file is None:  # a code or module file name is the __file__ it was imported with, normally
             self._by_file = self._table(lambda path: path)
         found = self._by_file.get(filename)
         if found is None:  # imported through a symlink (Bazel runfiles, a venv)?
@@ -133,7 +133,7 @@ class _FileNames:
 
 
 # -- class tracker ids --------------------------------------------------------------------------------
-_PINNED: "weakref.WeakKeyDictionary[type, str]" = weakref.WeakKeyDictionary()
+_PINNED: weakref.WeakKeyDictionary[type, str] = weakref.WeakKeyDictionary()
 _PIN_LOCK = threading.Lock()
 
 
@@ -177,11 +177,12 @@ class _CanonicalPickler(pickle._Pickler):  # type: ignore[name-defined,misc]
     """pickle's pure-Python Pickler with cloudpickle's reducers and the canonical forms above."""
 
     dispatch = dict(pickle._Pickler.dispatch)  # type: ignore[attr-defined]
-    dispatch_table = cloudpickle.Pickler.dispatch_table
-    _function_reduce = cloudpickle.Pickler._function_reduce
-    _dynamic_function_reduce = cloudpickle.Pickler._dynamic_function_reduce
-    _cloudpickle_function_getnewargs = cloudpickle.Pickler._function_getnewargs
-    _cloudpickle_reducer_override = cloudpickle.Pickler.reducer_override
+    # cloudpickle's reducers (getattr: a cloudpickle without them fails in dumps() with a clear message)
+    dispatch_table = getattr(cloudpickle.Pickler, "dispatch_table", None)
+    _function_reduce = getattr(cloudpickle.Pickler, "_function_reduce", None)
+    _dynamic_function_reduce = getattr(cloudpickle.Pickler, "_dynamic_function_reduce", None)
+    _cloudpickle_function_getnewargs = getattr(cloudpickle.Pickler, "_function_getnewargs", None)
+    _cloudpickle_reducer_override = getattr(cloudpickle.Pickler, "reducer_override", None)
 
     def __init__(self, file: io.BytesIO, *, filenames: _FileNames, reducers: Mapping[type, Reducer]) -> None:
         super().__init__(file, protocol=PROTOCOL)
@@ -230,8 +231,9 @@ class _CanonicalPickler(pickle._Pickler):  # type: ignore[name-defined,misc]
             if all(type(x) is kind for x in items):
                 return sorted(items)
         try:
-            keyed = [(type(x).__module__, type(x).__qualname__, self._element_bytes(x), i) for i, x in enumerate(items)]
-        except Exception:  # an element that only pickles in context (e.g. refers back to this set): keep the order
+            keyed = [(type(x).__module__, type(x).__qualname__, self._element_bytes(x), i)
+                     for i, x in enumerate(items)]
+        except Exception:  # an element that only pickles in context (it refers back to this set): as it is
             return items
         return [items[k[-1]] for k in sorted(keyed)]
 
