@@ -186,3 +186,15 @@ def test_user_module_is_pickled_by_value(tmp_path):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["18", "18"]
+
+
+def test_versions_come_from_metadata_and_match_the_modules():
+    import importlib.metadata
+
+    import dask
+    import distributed
+
+    versions = bundle.current_versions()
+    assert versions["dask"] == dask.__version__ == importlib.metadata.version("dask")
+    assert versions["distributed"] == distributed.__version__
+    assert versions["cloudpickle"] == importlib.metadata.version("cloudpickle")

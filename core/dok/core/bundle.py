@@ -17,25 +17,33 @@ Pickling by value: the image that loads a bundle has dok, its dependencies and t
 it). So every imported module that is not installed (not in the standard library or site-packages and
 not part of dok) is registered with `cloudpickle.register_pickle_by_value` while the flow is pickled:
 its functions travel inside the bundle instead of as an import that would fail in the image.
+
+Reproducible: the payload is written by `dok.core.canonical_pickle`, so the same flow gives the same bytes
+in every process (whatever PYTHONHASHSEED, wherever the files are checked out) — the builder's
+content-hash image tag changes only when the flow does.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import json
 import os
 import site
 import sys
 import sysconfig
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from types import ModuleType
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import cloudpickle
 
+from . import canonical_pickle
 from .exceptions import BundleError
 from .flow import Flow
+from .runtime import TaskSpec
 
 __all__ = ["BundleInfo", "dump", "dumps", "load", "loads", "read_info", "current_versions", "MAGIC"]
 
@@ -61,16 +69,23 @@ class BundleInfo:
 
 
 def current_versions() -> dict[str, str]:
-    """This interpreter's Python (major.minor), dask, distributed and cloudpickle versions."""
-    import dask
-    import distributed
+    """This interpreter's Python (major.minor), dask, distributed and cloudpickle versions.
 
+    Read from the installed distributions' metadata (as the builder's pins and the image's health check
+    do), not by importing dask and distributed: that import is most of a skipped `dok build`'s second."""
     return {
         "python": f"{sys.version_info.major}.{sys.version_info.minor}",
-        "dask": dask.__version__,
-        "distributed": distributed.__version__,
-        "cloudpickle": cloudpickle.__version__,
+        "dask": _version("dask"),
+        "distributed": _version("distributed"),
+        "cloudpickle": _version("cloudpickle"),
     }
+
+
+def _version(distribution: str) -> str:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:  # importable without metadata (sources on sys.path)
+        return str(importlib.import_module(distribution).__version__)
 
 
 # -- which modules travel by value ------------------------------------------------------------------
@@ -122,6 +137,18 @@ def _registered(module: ModuleType) -> bool:
         return False
 
 
+def _reduce_task_spec(spec: TaskSpec, stable_filename: Callable[[str], str]) -> Any:
+    """A TaskSpec remembers its function's source file (to restore it in tracebacks): in a bundle that is
+    the stable name, like the function's own code (an absolute path from the build machine means nothing
+    in the image, and would make the bundle depend on the checkout's location)."""
+    if not spec.filename or stable_filename(spec.filename) == spec.filename:
+        return NotImplemented
+    copy = TaskSpec(fn=spec.fn, name=spec.name, max_retries=spec.max_retries, retry_delay=spec.retry_delay,
+                    timeout=spec.timeout)
+    copy.filename = stable_filename(spec.filename)
+    return copy.__reduce_ex__(canonical_pickle.PROTOCOL)
+
+
 # -- writing ----------------------------------------------------------------------------------------
 def _header_bytes(header: dict[str, Any]) -> bytes:
     return json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
@@ -137,7 +164,7 @@ def dumps(flow: Flow, *, by_value: Iterable[str | ModuleType] = ()) -> tuple[byt
         modules.append(sys.modules[m] if isinstance(m, str) else m)
     try:
         with _by_value(modules):
-            payload = cloudpickle.dumps(flow, protocol=5)
+            payload = canonical_pickle.dumps(flow, reducers={TaskSpec: _reduce_task_spec})
     except Exception as exc:
         raise BundleError(
             f"cannot pickle flow {flow.name!r}: {type(exc).__name__}: {exc}. Tasks and their arguments must "

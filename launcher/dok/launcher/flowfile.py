@@ -3,12 +3,15 @@
 Relative paths resolve against the directory the user ran `dok` from — under `bazel run` that is
 `BUILD_WORKING_DIRECTORY` (or `DOK_WORKING_DIRECTORY` from tools/dok), not the runfiles directory. The file is imported as a fresh
 module registered with cloudpickle "by value", so its task functions travel to Dask workers and into
-flow bundles without the file having to be importable there. ATTR defaults to the module's single Flow,
+flow bundles without the file having to be importable there. Its module name comes from the file's
+content (`module_name`), so the same file gives the same bundle bytes — and the same image tag — in
+every `dok` process. ATTR defaults to the module's single Flow,
 else its attribute `flow`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
@@ -85,9 +88,16 @@ def _environment_type():
     return DaskOnKubernetesEnvironment
 
 
-def _module_name(path: Path) -> str:
+def module_name(path: Path, source: bytes) -> str:
+    """The module name a flow file is imported as: `dok_userflow_<stem>_<sha256 of its bytes, 12 hex>`.
+
+    Bundles record it (the module of every task function), so it must not vary between processes (no
+    `hash()`: string hashes are salted per process) and it does not depend on where the file is: the same
+    file content gives the same bundle in any checkout (the bundle also drops the directory from source
+    file names, see dok.core.canonical_pickle). The prefix keeps it clear of real modules (a flow file
+    called `json.py` must not shadow the stdlib), the stem keeps it readable in errors."""
     stem = re.sub(r"\W", "_", path.stem) or "flow"
-    return f"dok_userflow_{stem}_{abs(hash(str(path))) & 0xFFFFFF:06x}"
+    return f"dok_userflow_{stem}_{hashlib.sha256(source).hexdigest()[:12]}"
 
 
 def import_file(path: Path) -> Any:
@@ -97,7 +107,12 @@ def import_file(path: Path) -> Any:
                          hint="relative paths are taken from the directory you ran dok from")
     if path.is_dir():
         raise UsageError(f"flow file {str(path)!r} is a directory", hint="give a .py file")
-    name = _module_name(path)
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read flow file {str(path)!r}: {exc.strerror or exc}",
+                         hint="check the file's permissions") from exc
+    name = module_name(path, source)
     spec = importlib.util.spec_from_file_location(name, str(path))
     if spec is None or spec.loader is None:
         raise UsageError(f"cannot import {str(path)!r} as Python", hint="give a .py file")
