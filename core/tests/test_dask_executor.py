@@ -168,7 +168,7 @@ def test_large_parameter_and_constant_are_placed_once(dask_client):
     assert heads == sorted([repr([0, 1, 2]), repr(b"xxx")])
 
 
-def test_place_scatters_once_per_value_and_leaves_small_values(dask_client):
+def test_place_sends_once_per_value_and_leaves_small_values(dask_client):
     from dok.core.dask_executor import LARGE_VALUE_BYTES, _DaskRun
 
     with Flow("p") as flow:
@@ -180,5 +180,40 @@ def test_place_scatters_once_per_value_and_leaves_small_values(dask_client):
     assert first.result() == big
     small = b"z" * 10
     assert run.place(small) is small and run.place(5) == 5
-    assert run.place_args((big, small))[1] is small
-    assert run.place_args({"a": big})["a"] is first
+    assert run.place_args((big, small), (big, small))[1] is small
+    assert run.place_args({"a": big}, {"a": big})["a"] is first
+
+
+def test_upstream_results_are_never_placed(dask_client):
+    """A reduce over a large map receives a list of futures: that list must go as is (placing it once
+    sent the futures themselves as data, lost with the worker holding them)."""
+    with Flow("reduce") as flow:
+        total(square.map(list(range(20_000))))
+    state = flow.run(executor=DaskExecutor(dask_client))
+    assert state.is_successful(), state
+    assert state.result == {"total": sum(x * x for x in range(20_000))}
+
+
+def test_placed_value_survives_the_loss_of_its_worker():
+    from distributed import Client, LocalCluster
+
+    from dok.core.dask_executor import LARGE_VALUE_BYTES, _DaskRun
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster, \
+            Client(cluster, set_as_default=False) as client:
+        with Flow("p") as flow:
+            head([1])
+        run = _DaskRun(client, flow, {}, None, fetch_all=False)
+        big = b"w" * (LARGE_VALUE_BYTES + 1)
+        fut = run.place(big)
+        assert fut.result() == big
+        holders = client.who_has([fut])[fut.key]
+        assert holders
+
+        async def remove(dask_scheduler=None):
+            for address in holders:
+                await cluster.scheduler.remove_worker(address=address, stimulus_id="test", close=True)
+
+        client.sync(remove)
+        cluster.scale(2)
+        assert client.submit(len, fut).result(timeout=60) == len(big)  # recomputed from its spec

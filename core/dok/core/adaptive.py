@@ -20,6 +20,7 @@ With a scheduler in another process (no `cluster.scheduler` object) it falls bac
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable
 
@@ -162,8 +163,10 @@ class DokAdaptive(Adaptive):
         if snap is None:
             return await super().recommendations(target)
         decision = self.policy.decide(snap)
-        if self.report is not None and (decision.status != "same" or
-                                        ("kept" in decision.reason and decision.reason != self._last_reason)):
+        # Changes are always reported; reasons for keeping workers only when they change in kind (not
+        # merely in the counts they quote), so a long run does not print one line per tick.
+        kind = re.sub(r"[0-9.]+", "#", decision.reason)
+        if self.report is not None and (decision.status != "same" or ("kept" in kind and kind != self._last_reason)):
             self.report(decision)
-        self._last_reason = decision.reason
+        self._last_reason = kind
         return decision.recommendation()

@@ -36,7 +36,7 @@ import uuid
 from typing import Any, Callable, Iterator, Literal
 
 from .exceptions import DokError
-from .flow import Flow, Node, Ref, substitute, unmapped
+from .flow import Flow, Node, Ref, substitute, unmapped, walk_refs
 from .local_executor import call_back, map_length_error
 from .batching import batch_bounds, batch_item, batch_summary, concat_batches, resolve_batch_size, run_batch
 from .scaling import LEN_KEY_PREFIX
@@ -118,6 +118,30 @@ def _is_client(obj: Any) -> bool:
     return isinstance(obj, Client)
 
 
+class _Box:
+    """Holds a large value so that Dask sends it as one opaque object (never walks into it)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple:
+        return (_Box, (self.value,))
+
+
+def _unbox(box: _Box) -> Any:
+    return box.value
+
+
+def _constant(template: Any) -> bool:
+    """True for an argument written in the flow as a value, False when it holds a Ref (an upstream result,
+    or a parameter — a bare parameter Ref is placed through `lookup`)."""
+    found: list[Ref] = []
+    walk_refs(template, found)
+    return not found
+
+
 def _is_future(obj: Any) -> bool:
     from distributed import Future
 
@@ -141,7 +165,7 @@ class _Batched:
     def __len__(self) -> int:
         return self.bounds[-1][1] if self.bounds else 0
 
-# Parameters and constant arguments this large (dask.sizeof's estimate) are scattered once per run.
+# Parameters and constant arguments this large (dask.sizeof's estimate) are sent once per run (`place`).
 LARGE_VALUE_BYTES = 256 * 1024
 # Future statuses that are final for as long as the key's data lives; "lost" and "pending" are not (a key
 # whose worker left is recomputed), so a future handed over in one of those states is followed again.
@@ -180,7 +204,7 @@ class _DaskRun:
         self.batch_futs: dict[int, list[Any]] = {}  # batched map node index -> its batch futures
         self.summary_of: dict[Any, tuple[int, int, int]] = {}  # summary key -> (node index, lo, hi)
         self.summary_futs: list[Any] = []
-        self.placed: dict[int, tuple[Any, Any]] = {}  # id(large value) -> (value, its scattered future)
+        self.placed: dict[int, tuple[Any, Any]] = {}  # id(large value) -> (value, its future)
         from dask.sizeof import sizeof
 
         self.sizeof = sizeof
@@ -269,9 +293,11 @@ class _DaskRun:
         return self.futs[index]
 
     def place(self, value: Any) -> Any:
-        """A large value (a parameter or a constant argument of `LARGE_VALUE_BYTES` or more) is scattered to
-        the cluster once and every task that uses it gets the same future: it travels to each worker once
-        instead of once per task, and the client keeps no per-task copy. Small values are returned as is."""
+        """A large plain value (a parameter, or a constant argument written in the flow, of
+        `LARGE_VALUE_BYTES` or more) becomes one Dask task that returns it: it is pickled once, travels to
+        the workers once each instead of once per task, and every task using it depends on that one key.
+        Unlike `client.scatter`, the scheduler keeps the task's spec, so the value is recomputed (not lost)
+        when the worker holding it leaves. Small values are returned as is."""
         t = type(value)
         if t in (int, float, bool, type(None), range) or _is_future(value):
             return value
@@ -281,15 +307,16 @@ class _DaskRun:
             return hit[1]
         if self.sizeof(value) < LARGE_VALUE_BYTES:
             return value
-        (future,) = self.client.scatter([value], hash=False)  # a one-item list: scatter never splits it
+        future = self.client.submit(_unbox, _Box(value), key=f"value-{self.token}-{len(self.placed)}", pure=False)
         self.placed[key] = (value, future)
         return future
 
-    def place_args(self, args: Any) -> Any:
-        """`place` applied to each top-level positional argument (a tuple/list) or keyword value (a dict)."""
+    def place_args(self, template: Any, args: Any) -> Any:
+        """`place` applied to each top-level positional argument (tuple/list) or keyword value (dict) that
+        the flow wrote as a constant; arguments holding upstream results (futures) are never touched."""
         if isinstance(args, dict):
-            return {k: self.place(v) for k, v in args.items()}
-        return type(args)(self.place(v) for v in args)
+            return {k: self.place(v) if _constant(template[k]) else v for k, v in args.items()}
+        return type(args)(self.place(v) if _constant(tv) else v for tv, v in zip(template, args))
 
     def kill(self, node: Node, root: str) -> None:
         self.dead[node.index] = root
@@ -317,7 +344,8 @@ class _DaskRun:
         for src in node.args:
             if isinstance(src, unmapped):
                 columns.append(None)
-                broadcast.append(self.place(substitute(src.value, self.lookup)))
+                value = substitute(src.value, self.lookup)
+                broadcast.append(self.place(value) if _constant(src.value) else value)
                 continue
             broadcast.append(None)
             col = self.column(node, src)
@@ -370,8 +398,8 @@ class _DaskRun:
         return self.items[src.index]
 
     def submit_single(self, node: Node) -> None:
-        args = self.place_args(substitute(node.args, self.lookup))
-        kwargs = self.place_args(substitute(node.kwargs, self.lookup))
+        args = self.place_args(node.args, substitute(node.args, self.lookup))
+        kwargs = self.place_args(node.kwargs, substitute(node.kwargs, self.lookup))
         key = f"{node.name}-{self.token}"
         if node.wait_for:
             after = [self.lookup(w) for w in node.wait_for]
@@ -399,7 +427,7 @@ class _DaskRun:
             self.submit_batches(node, columns, broadcast, bounds)
             return
         columns = [self.per_item(c) if isinstance(c, _Batched) else c for c in columns]
-        kwargs = self.place_args(substitute(node.kwargs, self.lookup))
+        kwargs = self.place_args(node.kwargs, substitute(node.kwargs, self.lookup))
         iterables = [c if c is not None else [b] * n for c, b in zip(columns, broadcast)]
         prefix = f"{node.name}-{self.token}"
         keys = [(prefix, i) for i in range(n)]
@@ -452,7 +480,7 @@ class _DaskRun:
     def submit_batches(self, node: Node, columns: list[Any], broadcast: list[Any],
                        bounds: list[tuple[int, int]]) -> None:
         n = bounds[-1][1]
-        kwargs = self.place_args(substitute(node.kwargs, self.lookup))
+        kwargs = self.place_args(node.kwargs, substitute(node.kwargs, self.lookup))
         after = [self.lookup(w) for w in node.wait_for] if node.wait_for else None
         prefix = f"{node.name}-{self.token}"
         parts: list[Any] = []
