@@ -139,8 +139,8 @@ def ensure_route_guards() -> list[str]:
         raise ClusterError(f"could not add the route guards {', '.join(still)}",
                            hint="`ip route add unreachable <dest>` needs root (CAP_NET_ADMIN)")
     if missing:
-        say(f"route guards: {', '.join(missing)} unreachable unless the cluster is up "
-            "(nothing for the cluster leaves this machine)")
+        say(f"added route guards: {', '.join(missing)} unreachable in the main table (the cluster's own routes win "
+            "while it is up; kept until `purge`, so nothing for the cluster ever leaves this machine)")
     return missing
 
 
