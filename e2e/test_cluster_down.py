@@ -9,13 +9,16 @@ across `down` (docs/cluster.md, *Route guards*), so:
   under 10 s with "the local cluster is down" and the `up` hint, without trying to connect;
 - `cluster up` brings it back with the guards still in place and `dok list` works again (exit 0).
 The checks that could send a packet (connect, `dok list`) run only after the route lookup proved it cannot
-leave. This test takes the cluster down: other sessions' e2e tests sharing it fail meanwhile. It always
-brings the cluster back up, even when an assertion fails.
+leave. This test takes the cluster down: other sessions' e2e tests sharing it fail meanwhile. While it checks
+the down cluster it holds the cluster tool's `up`/`down` lock, so another session's `up` waits instead of
+bringing the cluster back under it (seen on the shared machine). It always brings the cluster back up, even
+when an assertion fails.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import ipaddress
 import json
 import socket
@@ -23,6 +26,8 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,13 +84,41 @@ def addresses(cluster: helpers.Cluster) -> Addresses:
                      pod_ip=pod_ip)
 
 
+class HeldDown:
+    """The cluster brought down, with the cluster tool's lock held so no other session's `up` can start it."""
+
+    def __init__(self, lock_path: Path, node_ip: str) -> None:
+        self.lock_path = lock_path
+        self.node_ip = node_ip
+        self.fh: IO[str] | None = None
+
+    def bring_down(self, attempts: int = 3) -> None:
+        for _ in range(attempts):
+            assert helpers.run_cluster_tool("down", timeout=300).returncode == 0
+            fh = self.lock_path.open("a")
+            fcntl.flock(fh, fcntl.LOCK_EX)  # waits while another session's `up` runs
+            if f"inet {self.node_ip}/" not in _ip("-4", "addr", "show", "dev", "lo").stdout:
+                self.fh = fh
+                return
+            fh.close()  # another session's `up` got in between our `down` and the lock: again
+        pytest.fail(f"the cluster came back up {attempts} times right after `down` (other sessions' `up`)")
+
+    def release(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
 @pytest.fixture
-def cluster_down(cluster: helpers.Cluster, addresses: Addresses) -> Iterator[None]:
+def cluster_down(cluster: helpers.Cluster, addresses: Addresses) -> Iterator[HeldDown]:
     """Takes the cluster down for the test (after `addresses` read them) and always brings it back up."""
-    assert helpers.run_cluster_tool("down", timeout=300).returncode == 0
+    # the cluster tool's up/down lock: tools/cluster/dok_cluster/paths.py (`Paths.lock`, next to the kubeconfig)
+    held = HeldDown(cluster.kubeconfig.parent / ".lock", addresses.node_ip)
     try:
-        yield
+        held.bring_down()
+        yield held
     finally:
+        held.release()
         proc = helpers.run_cluster_tool("up", capture=True, timeout=900)
         assert proc.returncode == 0, "`cluster up` after the test failed: the cluster is left down"
 
@@ -121,6 +154,7 @@ def test_down_cluster_is_unreachable_and_dok_refuses_then_up_works(cluster, addr
         assert "tools/bazel run //tools:cluster -- up" in proc.stderr
 
     # 4. up again: guards kept, the node address local again, dok works
+    cluster_down.release()
     proc = helpers.run_cluster_tool("up", capture=True, timeout=900)
     assert proc.returncode == 0
     route = _route_get(addresses.node_ip)
