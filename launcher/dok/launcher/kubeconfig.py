@@ -128,7 +128,7 @@ def check_local_cluster(choice: KubeconfigChoice, server: str | None, *, local_s
         return
     raise ClusterUnreachable(
         f"the local cluster is down: its API server {server} is not on this machine any more "
-        f"(kubeconfig {choice.path}); not connecting, as that traffic would leave this machine",
+        f"(kubeconfig {choice.path}); not connecting (that traffic could leave this machine)",
         hint=DOWN_HINT)
 
 
