@@ -19,7 +19,7 @@ from typing import Any
 
 from .exceptions import (ApiUnavailable, ClusterUnreachable, ConfigError, InfrastructureError, LauncherError,
                          PermissionDenied, UsageError)
-from .kubeconfig import UP_HINT, KubeconfigChoice, resolve_kubeconfig
+from .kubeconfig import UP_HINT, KubeconfigChoice, refuse_if_local_cluster_down, resolve_kubeconfig
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds for ordinary calls
 LOG_READ_TIMEOUT = 300.0       # seconds without a log line before a followed log stream is reopened
@@ -178,6 +178,7 @@ class Kube:
                               hint="fix the file or pass another --kubeconfig") from exc
         except OSError as exc:
             raise ConfigError(f"cannot read kubeconfig {choice.path}: {exc}") from exc
+        refuse_if_local_cluster_down(choice, cfg.host, environ)  # a down local cluster: exit 3, no traffic
         cfg.retries = 1  # fail fast when the API server is down; callers that wait retry themselves
         return cls(client.ApiClient(cfg), choice=choice, host=cfg.host, default_namespace=namespace)
 

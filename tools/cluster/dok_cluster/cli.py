@@ -1,4 +1,4 @@
-"""Command line: `cluster [--provider auto|local|kind] up|down|status|kubeconfig|load-image IMAGE|build`.
+"""Command line: `cluster [--provider auto|local|kind] up|down|purge|status|kubeconfig|load-image IMAGE|build`.
 
 stdout carries only answers (the kubeconfig path, status lines, `up`'s "started"/"already-up");
 progress goes to stderr.
@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto: kind when a kind binary and node image exist, else local")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="bring the cluster up (idempotent; builds Kubernetes on first use)")
-    sub.add_parser("down", help="stop everything `up` started and undo its host changes")
+    sub.add_parser("down", help="stop everything `up` started and undo its host changes (keeps the kubeconfigs "
+                   "and the route guards that stop them from reaching off this machine)")
+    sub.add_parser("purge", help="(local) down, then delete the state dir (kubeconfigs, certificates) and the "
+                   "route guards")
     sub.add_parser("restart", help="down, then up (local: under one lock, so concurrent `up`s wait)")
     sub.add_parser("status", help="say what runs (exit 0 when the cluster is up)")
     sub.add_parser("kubeconfig", help="print the admin kubeconfig path")
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             print("started" if impl.up(paths) else "already-up")
         elif args.command == "down":
             impl.down(paths)
+        elif args.command == "purge":
+            if args.provider == "kind":  # auto: a down local cluster has no record left, so don't ask auto
+                raise ClusterError("purge is for the local provider", hint="use `down` (kind deletes its cluster)")
+            local.purge(paths)
         elif args.command == "restart":
             if provider == "local":
                 local.restart(paths)

@@ -1,14 +1,20 @@
-"""Host changes of the local provider, each undone by `down`: node address on `lo`, the route guard,
-sysctls, the CNI bridge and iptables chains, kubelet mounts and kubelet-created containers.
+"""Host changes of the local provider: node address on `lo`, sysctls, the CNI bridge and iptables chains,
+kubelet mounts and kubelet-created containers (each undone by `down`), and the route guards (undone only by
+`purge`).
 
-The route guard (`ip route add unreachable 10.96.0.0/12`) keeps pod traffic on this machine: a pod that
-connects to a Service ClusterIP with no ready endpoints is not rejected by kube-proxy's rules and would
-otherwise follow the default route out of the machine. With the guard it gets an immediate error.
+The route guards (`ip route add unreachable <dest>` for `settings.ROUTE_GUARDS`: the node IP, the Service
+CIDR, the pod CIDR) keep traffic for the cluster's addresses on this machine. While the cluster is up, a pod
+that connects to a Service ClusterIP with no ready endpoints is not rejected by kube-proxy's rules and would
+otherwise follow the default route out; with the guard it gets an immediate error. Once the cluster is down,
+the node address is gone from `lo` but every kubeconfig still points at it: without the guard a client would
+reach whatever answers at 10.200.0.1 beyond the default gateway; with it, connect() fails at once
+(EHOSTUNREACH). The guards therefore live as long as the cluster's state (its kubeconfigs) does.
 """
 
 from __future__ import annotations
 
 import glob
+import ipaddress
 import json
 import os
 import shlex
@@ -75,7 +81,7 @@ def set_sysctl(key: str, value: str) -> None:
     _sysctl_path(key).write_text(value + "\n")
 
 
-# ---- node address and route guard ----------------------------------------------------------------------
+# ---- node address and route guards ---------------------------------------------------------------------
 def has_lo_address() -> bool:
     return f"inet {settings.NODE_IP}/32" in run(["ip", "-4", "addr", "show", "dev", "lo"]).stdout
 
@@ -92,20 +98,58 @@ def remove_lo_address() -> None:
         run(["ip", "addr", "del", f"{settings.NODE_IP}/32", "dev", "lo"])
 
 
-def has_route_guard() -> bool:
-    return f"unreachable {settings.SERVICE_CIDR}" in run(["ip", "-4", "route", "show", "type", "unreachable"]).stdout
+def route_guard_argv(action: str, destination: str) -> list[str]:
+    """`ip route add|del unreachable <destination>` (main table)."""
+    if action not in ("add", "del"):
+        raise ValueError(f"action must be add or del, not {action!r}")
+    return ["ip", "route", action, "unreachable", destination]
 
 
-def add_route_guard() -> bool:
-    if has_route_guard():
-        return False
-    run(["ip", "route", "add", "unreachable", settings.SERVICE_CIDR])
-    return True
+def guarded_destinations(show_unreachable: str) -> set[ipaddress.IPv4Network]:
+    """The destinations of the `unreachable` routes in `ip -4 route show type unreachable` output
+    (a /32 is printed without its prefix length: `unreachable 10.200.0.1`)."""
+    found = set()
+    for line in show_unreachable.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0] == "unreachable":
+            try:
+                found.add(ipaddress.IPv4Network(parts[1]))
+            except ValueError:
+                continue
+    return found
 
 
-def remove_route_guard() -> None:
-    if has_route_guard():
-        run(["ip", "route", "del", "unreachable", settings.SERVICE_CIDR])
+def missing_route_guards(show_unreachable: str,
+                         destinations: tuple[str, ...] = settings.ROUTE_GUARDS) -> list[str]:
+    present = guarded_destinations(show_unreachable)
+    return [d for d in destinations if ipaddress.IPv4Network(d) not in present]
+
+
+def _show_unreachable() -> str:
+    return run(["ip", "-4", "route", "show", "type", "unreachable"]).stdout
+
+
+def ensure_route_guards() -> list[str]:
+    """Adds the missing route guards (idempotent; a concurrent add is fine); returns what it added."""
+    missing = missing_route_guards(_show_unreachable())
+    for destination in missing:
+        run(route_guard_argv("add", destination), check=False)
+    still = missing_route_guards(_show_unreachable())
+    if still:
+        raise ClusterError(f"could not add the route guards {', '.join(still)}",
+                           hint="`ip route add unreachable <dest>` needs root (CAP_NET_ADMIN)")
+    if missing:
+        say(f"added route guards: {', '.join(missing)} unreachable in the main table (the cluster's own routes win "
+            "while it is up; kept until `purge`, so nothing for the cluster ever leaves this machine)")
+    return missing
+
+
+def remove_route_guards() -> list[str]:
+    present = guarded_destinations(_show_unreachable())
+    removed = [d for d in settings.ROUTE_GUARDS if ipaddress.IPv4Network(d) in present]
+    for destination in removed:
+        run(route_guard_argv("del", destination), check=False)
+    return removed
 
 
 # ---- egress guard --------------------------------------------------------------------------------------

@@ -1,12 +1,15 @@
 """The `local` provider: Kubernetes 1.20.2 (built from Debian's source) as plain processes on this machine.
 
-`up`: apt packages → dockerd (tools/dockerd/ensure.sh) → binaries (kube_build, cached) → host changes
-(saved first: sysctls, node address on lo, route guard) → certificates, kubeconfigs, configs → pause image
+`up`: apt packages → route guards (before anything uses the node address; kept across `down`) → dockerd
+(tools/dockerd/ensure.sh) → binaries (kube_build, cached) → host changes (saved first: sysctls, node address
+on lo) → certificates, kubeconfigs, configs → pause image
 → etcd, kube-apiserver (then the bootstrap objects: kube-dns Service/Endpoints, DNS watcher RBAC),
 controller-manager, scheduler, kubelet, kube-proxy, dnsmasq, DNS watcher → node Ready and the default
 ServiceAccount. Idempotent: running components are kept, missing ones started.
 `down`: stops exactly the recorded PIDs, removes the kubelet's containers, mounts and data, kube-proxy's
-and the CNI plugins' iptables chains, the bridge, the route guard, the lo address; restores sysctls.
+and the CNI plugins' iptables chains, the bridge, the lo address; restores sysctls. It keeps the route
+guards (checking them before the lo address goes): the kubeconfigs still point at the node IP, which must
+never route off this machine. `purge`: `down`, then the route guards and the state dir (kubeconfigs, PKI).
 """
 
 from __future__ import annotations
@@ -164,6 +167,24 @@ def down(paths: Paths) -> None:
         _down(paths)
 
 
+def purge(paths: Paths) -> None:
+    """`down`, then forget the cluster: remove the route guards and the state dir (kubeconfigs, certificates).
+    Any kubeconfig of this cluster is useless afterwards; the next `up` makes a new CA."""
+    _require_root()
+    with _locked(paths):
+        _down(paths)
+        removed = host.remove_route_guards()
+        for entry in paths.state.iterdir():
+            if entry == paths.lock:
+                continue  # we hold it; removing it would let a concurrent `up` lock another file
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        say(f"purged {paths.state} (kubeconfigs, certificates, logs); removed route guards: "
+            f"{', '.join(removed) if removed else 'none'}")
+
+
 def restart(paths: Paths) -> None:
     """`down` then `up` under one lock, so a concurrent `up` (e.g. an e2e session) waits for the new cluster."""
     _require_root()
@@ -175,6 +196,9 @@ def restart(paths: Paths) -> None:
 def _up(paths: Paths, *, timeout: float = 240.0) -> bool:
     command_started = time.monotonic()
     packages.ensure(packages.RUN_PACKAGES)
+    # First: from now on the state dir holds kubeconfigs for the node IP, which must never route off
+    # this machine (also re-added here when a reboot dropped them while the state survived).
+    host.ensure_route_guards()
     _ensure_dockerd()
     cache = kube_build.ensure_built(paths)
     api = Api(paths.pki)
@@ -194,12 +218,11 @@ def _up(paths: Paths, *, timeout: float = 240.0) -> bool:
     if not record:
         record = {"provider": "local", "sysctls": host.read_sysctls(settings.SAVED_SYSCTLS),
                   "chains_before": host.existing_chains(), "lo_address_added": False,
-                  "route_guard_added": False, "started": time.time(),
+                  "started": time.time(),
                   "absent_host_dirs": host.absent_host_dirs(), "cgroups_before": host.kubepods_cgroups()}
     record["bin"] = str(cache.bin)
     host.save_record(paths.record, record)  # saved before any change, so `down` can undo a partial `up`
     record["lo_address_added"] = host.add_lo_address() or record["lo_address_added"]
-    record["route_guard_added"] = host.add_route_guard() or record["route_guard_added"]
     host.save_record(paths.record, record)
     host.add_egress_guard()
     host.set_sysctl("net.ipv4.ip_forward", "1")
@@ -237,6 +260,10 @@ def _up(paths: Paths, *, timeout: float = 240.0) -> bool:
 
 def _down(paths: Paths) -> None:
     started = time.monotonic()
+    # Before anything else (and so before the node address leaves `lo`): the kubeconfigs survive `down`,
+    # so the node IP must become unreachable, never routed through the default gateway.
+    if paths.kubeconfig.is_file() or paths.record.is_file() or host.has_lo_address():
+        host.ensure_route_guards()
     record = host.load_record(paths.record)
     stopped = [name for name in reversed(NAMES) if processes.stop(paths.pids, name)]
     say(f"stopped {', '.join(stopped) if stopped else 'no running component'}")
@@ -254,8 +281,6 @@ def _down(paths: Paths) -> None:
         host.remove_kubelet_host_leftovers(created_dirs=record.get("absent_host_dirs", []),
                                            since=record.get("started", time.time()),
                                            cgroups_before=record.get("cgroups_before", []))
-    if record.get("route_guard_added"):
-        host.remove_route_guard()
     if record.get("lo_address_added"):
         host.remove_lo_address()
     restored = host.restore_sysctls(record.get("sysctls", {}))
@@ -287,6 +312,8 @@ def status(paths: Paths) -> bool:
 def kubeconfig(paths: Paths) -> Path:
     if not paths.kubeconfig.is_file():
         raise ClusterError("no kubeconfig yet: the cluster was never brought up", hint="run `up` first")
+    if os.geteuid() == 0:
+        host.ensure_route_guards()  # handing out a kubeconfig for the node IP: it must not route off-machine
     return paths.kubeconfig
 
 

@@ -22,6 +22,14 @@ SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
 # dockershim marks every container the kubelet creates with this label; `down` removes exactly those.
 KUBELET_CONTAINER_LABEL = "io.kubernetes.docker.type"
 
+# Route guards: `unreachable` routes in the main table for every address of the cluster that a client on this
+# machine may still hold once the cluster is down (the kubeconfigs point at the node IP; Service and pod IPs).
+# Without them those addresses follow the default route OFF this machine. While the cluster is up the local
+# table (the node IP on `lo`) and the pod bridge's /24 are more specific or looked up first, so they do not
+# get in the way. Installed before the node address is first used, kept across `down` (the kubeconfigs stay),
+# removed only by `purge` (which deletes the state dir).
+ROUTE_GUARDS = (f"{NODE_IP}/32", SERVICE_CIDR, CLUSTER_CIDR)
+
 # Sysctls the kubelet / kube-proxy / this tool may change; saved by `up`, restored by `down`.
 SAVED_SYSCTLS = (
     "kernel.panic",
