@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from .exceptions import UsageError
-from .render import progress_line
+from .progress import GroupedProgress
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,20 +40,6 @@ class LocalOptions:
 
 def default_max_workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))
-
-
-class _Progress:
-    """Prints one line per finished task run (thread-safe: callbacks may come from another thread)."""
-
-    def __init__(self, out: TextIO) -> None:
-        self.out = out
-        self.done = 0
-        self.lock = threading.Lock()
-
-    def __call__(self, name: str, state: Any) -> None:
-        with self.lock:
-            self.done += 1
-            print(progress_line(name, state, done=self.done), file=self.out, flush=True)
 
 
 class _ScaleWatcher(threading.Thread):
@@ -103,9 +89,13 @@ def run_local(flow: Any, *, parameters: Mapping[str, Any] | None = None, options
                       file=out, flush=True)
                 watcher = _ScaleWatcher(cluster, out)
                 watcher.start()
-                callback = on_task_state or _Progress(out)
-                return flow.run(parameters=dict(parameters or {}), executor=DaskExecutor(client),
-                                on_task_state=callback)
+                progress = GroupedProgress(out) if on_task_state is None else None
+                try:
+                    return flow.run(parameters=dict(parameters or {}), executor=DaskExecutor(client),
+                                    on_task_state=on_task_state or progress)
+                finally:
+                    if progress is not None:
+                        progress.flush()
         finally:
             if watcher is not None:
                 watcher.stop_event.set()
