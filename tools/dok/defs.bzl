@@ -216,6 +216,10 @@ def dok_flow(
         data = [":" + spec, src] + data,
         python_version = "PY3",
         srcs_version = "PY3",
+        # No __init__.py files made up in the runfiles: one at <runfiles>/dok/ would make the dok repository's
+        # root the `dok` package and hide the dok.* namespace packages (a workspace without
+        # --incompatible_default_to_explicit_init_py gets them otherwise).
+        legacy_create_init = False,
         visibility = visibility,
     )
     native.py_binary(name = name + "_local", args = ["local"], tags = tags, **common)
