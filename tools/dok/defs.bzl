@@ -122,20 +122,23 @@ _dok_flow_spec = rule(
     implementation = _dok_flow_spec_impl,
     doc = "The JSON spec and the entry point of a dok_flow (private; use the dok_flow macro).",
     attrs = {
-        "src": attr.label(allow_single_file = [".py"], mandatory = True),
-        "deps": attr.label_list(),
-        "data": attr.label_list(allow_files = True),
-        "flow_attr": attr.string(),
-        "params_json": attr.string(default = "{}"),
-        "test_params_json": attr.string(default = "{}"),
-        "max_workers": attr.int(default = 0),
-        "min_workers": attr.int(default = -1),
-        "base_image": attr.string(),
-        "registry": attr.string(),
-        "python_dependencies": attr.string_list(),
-        "spec": attr.output(mandatory = True),
-        "main": attr.output(mandatory = True),
-        "_flow_target": attr.label(default = _FLOW_TARGET),
+        "src": attr.label(allow_single_file = [".py"], mandatory = True, doc = "The flow file."),
+        "deps": attr.label_list(doc = "py_library targets of the flow; their files are shipped into the image."),
+        "data": attr.label_list(allow_files = True, doc = "Run-time files of the flow, shipped like the deps'."),
+        "flow_attr": attr.string(doc = "The Flow's attribute in `src` (FILE:ATTR); empty: dok's default."),
+        "params_json": attr.string(default = "{}", doc = "Flow parameters of every run, as a JSON object."),
+        "test_params_json": attr.string(default = "{}", doc = "Flow parameters of the _test run, as JSON."),
+        "max_workers": attr.int(default = 0, doc = "--max-workers; 0: not given."),
+        "min_workers": attr.int(default = -1, doc = "--min-workers; -1: not given."),
+        "base_image": attr.string(doc = "--base-image; empty: not given."),
+        "registry": attr.string(doc = "--registry; empty: not given."),
+        "python_dependencies": attr.string_list(doc = "pip requirements for the image (--python-dependency)."),
+        "spec": attr.output(mandatory = True, doc = "The JSON spec written (<name>.dokflow.json)."),
+        "main": attr.output(mandatory = True, doc = "The entry point written (<name>_main.py)."),
+        "_flow_target": attr.label(
+            default = _FLOW_TARGET,
+            doc = "dok's side of the targets; its files are what dok provides, never shipped as the flow's.",
+        ),
     },
 )
 
@@ -164,8 +167,10 @@ def dok_flow(
       deps: py_library targets the flow imports. Their sources and data files (but not dok's own packages)
         are on the local run's path and are copied into the image under /opt/flow/runfiles, with PYTHONPATH set
         to the same import roots. dok itself (core, launcher, builder, runner) is added by the macro.
-      data: files the flow reads at run time (paths relative to the flow's runfiles location); copied into the
-        image like the deps' files.
+      data: files the flow reads at run time, in the runfiles locally and copied into the image like the deps'
+        files. Find them from a module imported from `deps` (its `__file__` is its runfiles/image location, as
+        examples/lib/wordlib.py does): the flow file itself travels pickled, so its own `__file__` is a path on
+        the machine that built the bundle.
       python_dependencies: pip requirements installed into the image, e.g. ["toolz==1.0.0"]. `name==version`
         pins must match the version installed in Bazel's Python interpreter: the `_test` fails otherwise, the
         `_local` run warns.
