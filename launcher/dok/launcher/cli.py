@@ -19,6 +19,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from . import image_inputs
 from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, LauncherError
 
 PROG = "dok"
@@ -73,6 +74,7 @@ def _build_options(parser: argparse.ArgumentParser) -> None:
                         help="base image (default: $DOK_BASE_IMAGE, else dok's default)")
     parser.add_argument("--ca-bundle", metavar="PEM", help="CA bundle for pip during the build "
                         "(default: $DOK_BUILD_CA_BUNDLE)")
+    image_inputs.add_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:

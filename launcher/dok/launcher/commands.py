@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, TextIO
 
+from . import image_inputs
 from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, ConfigError, UsageError
 from .flowfile import LoadedFlow, load_flow, resolve_path
 from .params import check_params, parse_params
@@ -196,7 +197,7 @@ def build_image(env: Any, loaded: LoadedFlow, args: argparse.Namespace, *, err: 
 
 def cmd_build(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     loaded = load_flow(args.flow)
-    env = make_env(loaded, args)
+    env = image_inputs.apply(make_env(loaded, args), args)
     warn_secret_env_vars(env, err)
     built = build_image(env, loaded, args, err=err)
     print(built.image, file=out, flush=True)
@@ -256,7 +257,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from .prepare import setup
 
     loaded, params = load_with_params(args)
-    env = make_env(loaded, args)
+    env = image_inputs.apply(make_env(loaded, args), args)
     secret_env = _secret_env(args.secret_env)
     check_local_inputs(env, loaded, args)
     warn_secret_env_vars(env, err)
