@@ -118,6 +118,8 @@ def test_churn_runs_all_succeed(cluster: helpers.Cluster, namespace: str, built_
         started = time.monotonic()
         try:
             state = handle.wait(stream_logs=True, timeout=600, cleanup=True, on_line=lines.append)
+        except Exception as exc:  # noqa: BLE001 - show what the run printed
+            pytest.fail(f"run {run + 1}: {type(exc).__name__}: {exc}\n" + "\n".join(lines[-80:]))
         finally:
             saboteur.stop.set()
             saboteur.join()
