@@ -34,3 +34,11 @@ def test_capped_by_task_count_and_zero_when_idle():
 
 def test_tiny_work_still_asks_for_one_worker():
     assert pending_work_target(FakeScheduler([prefix("t", 0.001, queued=1)]), target_duration=5, nthreads=4) == 1
+
+
+def test_unmeasured_prefix_asks_for_a_worker_per_task():
+    unknown = SimpleNamespace(name="fresh", duration=0.4, duration_average=-1, max_exec_time=0.2, states={"queued": 16})
+    assert pending_work_target(FakeScheduler([unknown]), target_duration=5, nthreads=1) == 16
+    measured = SimpleNamespace(name="fresh", duration=0.5, duration_average=0.5, max_exec_time=0.5,
+                               states={"queued": 16})
+    assert pending_work_target(FakeScheduler([measured]), target_duration=5, nthreads=1) == 2

@@ -7,8 +7,9 @@ Used by every cluster dok scales: the runner's worker pods (SpecCluster) and the
   `Scheduler.adaptive_target()` sizes the cluster from tasks that are *ready* plus the workers' occupancy;
   a dok map over a task's result is submitted as n cheap `getitem` tasks followed by n real tasks that
   *wait* on them, so only the cheap ones are ever "ready". dok adds, per task prefix, the tasks waiting/
-  queued/unrunnable/processing times the prefix's average duration, divided by `target_duration`, and
-  never more workers than such tasks per worker thread.
+  queued/unrunnable/processing times the prefix's average duration (a full `target_duration` per task
+  while nothing of the prefix has been measured, so a first fan-out gets its workers at once), divided by
+  `target_duration`, and never more workers than such tasks per worker thread.
 - `recommendations()`: builds a `dok.core.scaling.Snapshot` of the in-process scheduler (who joined, who
   is busy, what is pending, what the graph will make ready next and when, the measured pod start-to-join
   time) and returns `ScalingPolicy.decide()`'s recommendation; each change is reported with its reason
@@ -43,8 +44,19 @@ def pending_work_target(scheduler: Any, *, target_duration: float, nthreads: int
         n = sum(prefix.states.get(state, 0) for state in PENDING_STATES)
         if n:
             count += n
-            work += n * scheduler._get_prefix_duration(prefix)
+            if _duration_unknown(prefix):
+                # Nothing measured yet: count each task as a full `target_duration` (one worker thread per
+                # task, up to the maximum) rather than distributed's 0.5 s guess, so the first fan-out gets
+                # its workers at once; the first completions give a real estimate within a tick or two.
+                work += n * target_duration
+            else:
+                work += n * scheduler._get_prefix_duration(prefix)
     return work_target(work, count, target_duration=target_duration, nthreads=nthreads)
+
+
+def _duration_unknown(prefix: Any) -> bool:
+    average = getattr(prefix, "duration_average", 0.0)
+    return average is not None and average < 0  # no task of the prefix has finished yet
 
 
 def upcoming_work(scheduler: Any, *, nthreads: int) -> tuple[float | None, Upcoming | None]:
