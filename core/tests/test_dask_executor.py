@@ -217,3 +217,39 @@ def test_placed_value_survives_the_loss_of_its_worker():
         client.sync(remove)
         cluster.scale(2)
         assert client.submit(len, fut).result(timeout=60) == len(big)  # recomputed from its spec
+
+
+def _explode(message):
+    raise RuntimeError(message)
+
+
+class Bomb:
+    """Fails to unpickle on the worker: an error Dask raises itself (not the task's own), like KilledWorker."""
+
+    def __reduce__(self):
+        return (_explode, ("the last worker was tcp://10.244.0.9:40123",))
+
+
+@task
+def use(x):
+    return x
+
+
+def test_platform_errors_are_explained_by_the_hook():
+    from distributed import Client, LocalCluster
+
+    seen = []
+
+    def explain(exc):
+        seen.append(str(exc))
+        return "tcp://10.244.0.9:40123 is worker pod w-3, which ended: OOMKilled"
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp",
+                      dashboard_address=":0") as cluster, Client(cluster, set_as_default=False) as client:
+        with Flow("bomb") as flow:
+            use(Bomb())
+        state = flow.run(executor=DaskExecutor(client, explain=explain))
+    bad = state.task_states["use"]
+    assert bad.is_failed(), bad
+    assert "worker pod w-3, which ended: OOMKilled" in bad.message, bad.message
+    assert seen

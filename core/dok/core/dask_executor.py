@@ -66,6 +66,7 @@ class DaskExecutor:
         *,
         cluster_kwargs: dict[str, Any] | None = None,
         fetch: Literal["reference", "all"] = "reference",
+        explain: Callable[[BaseException], str | None] | None = None,
     ) -> None:
         if fetch not in ("reference", "all"):
             raise ValueError(f"fetch must be 'reference' or 'all', got {fetch!r}")
@@ -77,6 +78,9 @@ class DaskExecutor:
         self.address = address
         self.cluster_kwargs = dict(cluster_kwargs or {})
         self.fetch = fetch
+        # Adds what the platform knows to an error Dask raised for a task (the runner: which worker pod an
+        # address in a KilledWorker was, and why it ended).
+        self.explain = explain
 
     def __repr__(self) -> str:
         what = self.address if isinstance(self.address, str) else type(self.address).__name__
@@ -107,7 +111,8 @@ class DaskExecutor:
 
     def execute(self, flow: Flow, parameters: dict[str, Any], *, on_task_state: OnTaskState | None = None) -> State:
         with self.client() as client:
-            return _DaskRun(client, flow, parameters, on_task_state, fetch_all=self.fetch == "all").run()
+            return _DaskRun(client, flow, parameters, on_task_state, fetch_all=self.fetch == "all",
+                            explain=self.explain).run()
 
 
 def _is_client(obj: Any) -> bool:
@@ -176,8 +181,9 @@ class _DaskRun:
     """The client-side bookkeeping of one flow run on Dask."""
 
     def __init__(self, client: Any, flow: Flow, parameters: dict[str, Any], callback: OnTaskState | None,
-                 *, fetch_all: bool) -> None:
+                 *, fetch_all: bool, explain: Callable[[BaseException], str | None] | None = None) -> None:
         self.client = client
+        self.explain = explain
         self.flow = flow
         self.parameters = parameters
         self.callback = callback
@@ -574,6 +580,13 @@ class _DaskRun:
             return failure_state(exc.payload) if root == name else skipped_state(root, at=now)
         text = f"{type(exc).__name__}: {exc}"
         root = self.foreign.setdefault(text, name)
+        if root == name and self.explain is not None:
+            try:
+                extra = self.explain(exc)
+            except Exception:  # noqa: BLE001 - an explanation is a bonus
+                extra = None
+            if extra:
+                text = f"{text[:300]} [{extra}]"
         if root != name:
             return skipped_state(root, at=now)
         import traceback as tb

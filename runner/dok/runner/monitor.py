@@ -10,11 +10,15 @@ waits on `fatal_event` to stop a run whose workers cannot start.
 from __future__ import annotations
 
 import sys
+import re
 import threading
 import time
 from typing import Any, TextIO
 
 from distributed.diagnostics.plugin import SchedulerPlugin
+
+
+_ADDRESS = re.compile(r"(?:tcp|tls|ws|wss)://[0-9A-Za-z.\-\[\]:]+:[0-9]+")
 
 
 class RunMonitor:
@@ -31,6 +35,8 @@ class RunMonitor:
         self.alive: set[str] = set()
         self.max_alive = 0
         self.counts = {"requested": 0, "joined": 0, "removed": 0, "replaced": 0}
+        self.addresses: dict[str, str] = {}  # worker address -> worker (pod) name
+        self.ended_why: dict[str, str] = {}  # worker name -> why its pod ended (when the health watch saw it)
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -48,8 +54,10 @@ class RunMonitor:
             self.counts["requested"] += 1
         self.say(f"scaling: requested worker {name}" + (f" ({planned} planned)" if planned is not None else ""))
 
-    def worker_joined(self, name: str) -> None:
+    def worker_joined(self, name: str, *, address: str | None = None) -> None:
         with self._lock:
+            if address:
+                self.addresses[address] = name
             now = self._clock()
             self.joined.add(name)
             self.alive.add(name)
@@ -75,7 +83,21 @@ class RunMonitor:
     def worker_replaced(self, name: str, why: str) -> None:
         with self._lock:
             self.counts["replaced"] += 1
+            self.ended_why[name] = why
         self.say(f"workers: {name} will be replaced if still needed: {why}")
+
+    def explain(self, error: BaseException) -> str | None:
+        """Names the worker pods (and why they ended, when known) behind the worker addresses an error
+        mentions, e.g. a KilledWorker's "the last worker … was tcp://10.244.0.7:40123"; None if none."""
+        with self._lock:
+            addresses, ended = dict(self.addresses), dict(self.ended_why)
+        found: list[str] = []
+        for address in dict.fromkeys(_ADDRESS.findall(str(error))):
+            name = addresses.get(address)
+            if name is not None:
+                found.append(f"{address} is worker pod {name}" + (f", which ended: {ended[name]}" if name in ended
+                                                                    else ""))
+        return "; ".join(found) or None
 
     # -- failure ------------------------------------------------------------------------------------------
     def fatal(self, error: BaseException) -> None:
@@ -106,7 +128,7 @@ class JoinTracker(SchedulerPlugin):
         ws = scheduler.workers.get(worker) if scheduler is not None else None
         name = str(ws.name if ws is not None else worker)
         self._names[str(worker)] = name
-        self.monitor.worker_joined(name)
+        self.monitor.worker_joined(name, address=str(worker))
 
     def remove_worker(self, scheduler: Any = None, worker: str | None = None, **kwargs: Any) -> None:
         self.monitor.worker_left(self._names.pop(str(worker), str(worker)))

@@ -1,0 +1,21 @@
+"""RunMonitor.explain: worker addresses in a Dask error become pod names and why those pods ended."""
+
+from __future__ import annotations
+
+import io
+
+from dok.runner.monitor import RunMonitor
+
+
+def test_killed_worker_names_the_pod_and_why_it_ended():
+    monitor = RunMonitor(stream=io.StringIO())
+    monitor.worker_requested("run-worker-3")
+    monitor.worker_joined("run-worker-3", address="tcp://10.244.0.7:40123")
+    monitor.worker_replaced("run-worker-3", "the worker crashed (OOMKilled)")
+    error = RuntimeError("Attempted to run task 'inc-1' on 4 different workers, but all those workers died while "
+                         "running it. The last worker that attempt to run the task was tcp://10.244.0.7:40123.")
+    text = monitor.explain(error)
+    assert text == ("tcp://10.244.0.7:40123 is worker pod run-worker-3, which ended: "
+                    "the worker crashed (OOMKilled)")
+    assert monitor.explain(RuntimeError("tcp://10.9.9.9:1 unknown")) is None
+    assert monitor.explain(ValueError("no address")) is None
