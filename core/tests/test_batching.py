@@ -126,3 +126,67 @@ def test_pure_helpers():
         concat_batches(ok, bad)
     with pytest.raises(TaskFailed):
         batch_item(bad, 1)
+
+
+@task
+def tiny(x):
+    return x + 1
+
+
+@task
+def tiny_picky(x):
+    if x == 1500:
+        raise ValueError("no 1500")
+    return x
+
+
+@task
+def sleepy(x):
+    import time as _t
+
+    _t.sleep(0.02)
+    return x
+
+
+def dask_task_count(client, prefix_word):
+    def count(dask_scheduler=None):
+        return sum(1 for k in dask_scheduler.tasks if prefix_word in str(k))
+    return client.run_on_scheduler(count)
+
+
+def test_measured_layout_batches_tiny_children_and_keeps_per_item_states(dask_client):
+    from dok.core.dask_maps import PROBE_COUNT, PROBE_MIN
+
+    n = max(2000, PROBE_MIN)
+    with Flow("measured") as flow:
+        a = tiny.map(list(range(n)))
+        b = double.map(a)  # follows a's layout (singles for the probes, batches after)
+        total(b)
+    seen: list[str] = []
+    run = DaskExecutor(dask_client, fetch="all")
+    state = flow.run(executor=run, on_task_state=lambda name, s: seen.append(name))
+    assert state.is_successful(), state
+    assert state.task_states["total"].result == sum(2 * (x + 1) for x in range(n))
+    assert state.task_states[f"tiny[{n - 1}]"].result == n
+    assert state.task_states[f"double[{PROBE_COUNT + 5}]"].result == 2 * (PROBE_COUNT + 6)
+    assert len([s for s in seen if s.startswith("tiny[")]) == n  # one State per child, reported once
+
+
+def test_measured_layout_failure_is_per_item(dask_client):
+    with Flow("measured-fail") as flow:
+        p = tiny_picky.map(list(range(2000)))
+        total(p)
+    state = flow.run(executor=DaskExecutor(dask_client))
+    assert state.task_states["tiny_picky[1500]"].is_failed()
+    assert "no 1500" in str(state.task_states["tiny_picky[1500]"])
+    assert state.task_states["tiny_picky[1499]"].is_successful()
+    assert state.task_states["total"].upstream == "tiny_picky[1500]"
+
+
+def test_measured_layout_keeps_slow_children_one_per_task():
+    from dok.core.dask_maps import measured_batch_size
+
+    assert measured_batch_size(0.02, 1000, 4) == 1  # 20 ms: not tiny
+    assert measured_batch_size(None, 1000, 4) == 1  # unmeasured
+    assert measured_batch_size(0.0001, 10_000, 2) == 625  # bounded by spreading over >= 16 batches
+    assert measured_batch_size(0.001, 100_000, 64) == 100  # ~0.1 s of work per batch

@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from .runtime import TaskFailed, TaskSpec, run_task
 
-__all__ = ["BatchOutcome", "Column", "batch_bounds", "batch_item", "batch_summary", "concat_batches",
+__all__ = ["BatchOutcome", "Column", "batch_bounds", "batch_item", "batch_summary", "concat_batches", "concat_parts",
            "run_batch", "resolve_batch_size"]
 
 BatchSize = int | Literal["auto"] | None
@@ -116,6 +116,21 @@ def concat_batches(*parts: BatchOutcome) -> list[Any]:
     """All items' values in order; the first failed item's payload re-raised (so consumers are skipped)."""
     out: list[Any] = []
     for part in parts:
+        if part.failed:
+            raise TaskFailed(part.failed[min(part.failed)])
+        out.extend(part.values)
+    return out
+
+
+def concat_parts(kinds: str, *parts: Any) -> list[Any]:
+    """The values of a map laid out in segments, in order: `kinds[j]` is "v" for a child run as its own
+    task (`parts[j]` is its value; a failed one never gets here, Dask skips this task) or "b" for a batch
+    (`parts[j]` is its BatchOutcome, whose first failure is re-raised)."""
+    out: list[Any] = []
+    for kind, part in zip(kinds, parts):
+        if kind == "v":
+            out.append(part)
+            continue
         if part.failed:
             raise TaskFailed(part.failed[min(part.failed)])
         out.extend(part.values)

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator, Literal
 from .exceptions import DokError
 from .flow import Flow, Node, Ref, substitute, unmapped, walk_refs
 from .local_executor import call_back, map_length_error
-from .batching import batch_bounds, batch_item, batch_summary, concat_batches, resolve_batch_size, run_batch
+from .dask_maps import LayoutColumn, MapLayouts
 from .scaling import LEN_KEY_PREFIX
 from .runtime import TaskFailed, compute_times, run_task, run_task_after
 from .states import (
@@ -160,16 +160,6 @@ def _is_cluster(obj: Any) -> bool:
 _DEFERRED = object()
 
 
-@dataclasses.dataclass(frozen=True)
-class _Batched:
-    """A map column whose upstream map ran in batches (`bounds`); see `_DaskRun.batch_layout`."""
-
-    index: int
-    bounds: list[tuple[int, int]]
-
-    def __len__(self) -> int:
-        return self.bounds[-1][1] if self.bounds else 0
-
 # Parameters and constant arguments this large (dask.sizeof's estimate) are sent once per run (`place`).
 LARGE_VALUE_BYTES = 256 * 1024
 # Future statuses that are final for as long as the key's data lives; "lost" and "pending" are not (a key
@@ -177,7 +167,7 @@ LARGE_VALUE_BYTES = 256 * 1024
 _TERMINAL = frozenset({"finished", "error", "cancelled"})
 
 
-class _DaskRun:
+class _DaskRun(MapLayouts):
     """The client-side bookkeeping of one flow run on Dask."""
 
     def __init__(self, client: Any, flow: Flow, parameters: dict[str, Any], callback: OnTaskState | None,
@@ -206,10 +196,7 @@ class _DaskRun:
         self.ac: Any = None
         self.to_track: list[Any] = []  # futures submitted but not yet handed to as_completed
         self.recomputed = 0  # completions seen again because their data was lost with a worker
-        self.batches: dict[int, list[tuple[int, int]]] = {}  # batched map node index -> batch bounds
-        self.batch_futs: dict[int, list[Any]] = {}  # batched map node index -> its batch futures
-        self.summary_of: dict[Any, tuple[int, int, int]] = {}  # summary key -> (node index, lo, hi)
-        self.summary_futs: list[Any] = []
+        self.init_layouts()
         self.placed: dict[int, tuple[Any, Any]] = {}  # id(large value) -> (value, its future)
         from dask.sizeof import sizeof
 
@@ -377,8 +364,8 @@ class _DaskRun:
                 self.fail(node, f"cannot map over parameter {up.name!r}: {type(value).__name__} is not iterable")
                 return None
         if up.mapped:
-            if src.index in self.batches:
-                return _Batched(src.index, self.batches[src.index])
+            if src.index in self.layouts:
+                return LayoutColumn(src.index, self.layouts[src.index])
             return self.futs[src.index]
         if src.index in self.len_failed:
             how, what = self.len_failed[src.index]
@@ -428,11 +415,9 @@ class _DaskRun:
             self.futs[node.index] = []
             self.emit(node.name, Success(message="0 children", result=[], start=time.time(), end=time.time()))
             return
-        bounds = self.batch_layout(node, columns, n)
-        if bounds is not None:
-            self.submit_batches(node, columns, broadcast, bounds)
+        if self.submit_laid_out(node, columns, broadcast, n):
             return
-        columns = [self.per_item(c) if isinstance(c, _Batched) else c for c in columns]
+        columns = [self.per_item(c) if isinstance(c, LayoutColumn) else c for c in columns]
         kwargs = self.place_args(node.kwargs, substitute(node.kwargs, self.lookup))
         iterables = [c if c is not None else [b] * n for c, b in zip(columns, broadcast)]
         prefix = f"{node.name}-{self.token}"
@@ -450,96 +435,6 @@ class _DaskRun:
         self.children[node.index] = [None] * n
         self.child_left[node.index] = n
         self.track(futs)
-
-    # -- batched maps (see dok.core.batching) ----------------------------------------------------------
-    def batch_layout(self, node: Node, columns: list[Any], n: int) -> list[tuple[int, int]] | None:
-        """The batch bounds for this map, or None to submit one Dask task per child. A map over a batched
-        map follows its upstream's bounds (unless it declares batch_size=1); otherwise the task's
-        batch_size decides."""
-        declared = node.task.batch_size if node.task is not None else None
-        upstream = {tuple(c.bounds) for c in columns if isinstance(c, _Batched)}
-        if upstream:
-            if declared == 1 or len(upstream) > 1:
-                return None
-            return list(upstream.pop())
-        size = resolve_batch_size(declared, n, self.threads())
-        return batch_bounds(n, size) if size > 1 else None
-
-    def threads(self) -> int:
-        try:
-            return sum(w.get("nthreads", 1) for w in self.client.scheduler_info(n_workers=-1)["workers"].values())
-        except Exception:  # noqa: BLE001 - a sizing hint only
-            return 0
-
-    def per_item(self, col: _Batched) -> list[Any]:
-        """One future per item of a batched map, for a consumer that is not batched the same way."""
-        if col.index not in self.items:
-            node = self.flow._nodes[col.index]
-            prefix = f"{node.name}-item-{self.token}"
-            parts = self.batch_futs[col.index]
-            sources = [parts[j] for j, (lo, hi) in enumerate(col.bounds) for _ in range(lo, hi)]
-            n = len(sources)
-            self.items[col.index] = self.client.map(batch_item, sources, range(n),
-                                                    key=[(prefix, i) for i in range(n)], pure=False)
-        return self.items[col.index]
-
-    def submit_batches(self, node: Node, columns: list[Any], broadcast: list[Any],
-                       bounds: list[tuple[int, int]]) -> None:
-        n = bounds[-1][1]
-        kwargs = self.place_args(node.kwargs, substitute(node.kwargs, self.lookup))
-        after = [self.lookup(w) for w in node.wait_for] if node.wait_for else None
-        prefix = f"{node.name}-{self.token}"
-        parts: list[Any] = []
-        summaries: list[Any] = []
-        for j, (lo, hi) in enumerate(bounds):
-            cols: list[tuple[str, Any]] = []
-            for c, b in zip(columns, broadcast):
-                if c is None:
-                    cols.append(("const", b))
-                elif isinstance(c, _Batched):
-                    cols.append(("batch", self.batch_futs[c.index][j]))
-                else:
-                    cols.append(("items", c[lo:hi]))
-            part = self.client.submit(run_batch, node.spec, kwargs, prefix, lo, hi, after, *cols,
-                                      key=(f"{prefix}-batch", j), pure=False)
-            summary = self.client.submit(batch_summary, part, key=(f"{prefix}-summary", j), pure=False)
-            parts.append(part)
-            summaries.append(summary)
-            self.summary_of[summary.key] = (node.index, lo, hi)
-            self.summary_futs.append(summary)
-        for i in range(n):
-            self.names[(prefix, i)] = f"{node.name}[{i}]"
-        self.batches[node.index] = bounds
-        self.batch_futs[node.index] = parts
-        self.futs[node.index] = self.client.submit(concat_batches, *parts, key=f"{prefix}-all", pure=False)
-        self.children[node.index] = [None] * n
-        self.child_left[node.index] = n
-        self.track(summaries)
-
-    def on_summary(self, fut: Any, status: str) -> None:
-        index, lo, hi = self.summary_of[fut.key]
-        node = self.flow._nodes[index]
-        now = time.time()
-        if status == "finished":
-            info = fut.result()  # small: failures and times, never the values
-            failed = info["failed"]
-            for i in range(lo, hi):
-                name = f"{node.name}[{i}]"
-                payload = failed.get(i)
-                if payload is None:
-                    state: State = Success(start=info["start"], end=info["end"])
-                else:
-                    root = self.root_of(payload)
-                    state = failure_state(payload) if root == name else skipped_state(root, at=now)
-                self.child_done(index, i, name, state)
-            return
-        # the batch as a whole erred or was cancelled (e.g. the workers running it died)
-        states = [self.state_of(fut, f"{node.name}[{i}]", status) for i in range(lo, hi)]
-        if any(state is None for state in states):  # being recomputed: not an outcome yet
-            self.retrack(fut)
-            return
-        for i, state in zip(range(lo, hi), states):
-            self.child_done(index, i, f"{node.name}[{i}]", state)
 
     # -- completion ------------------------------------------------------------------------------
     def on_length(self, fut: Any, status: str) -> bool:
@@ -605,6 +500,10 @@ class _DaskRun:
             self.emit(name, state)
             return
         self.child_done(index, child, name, state)
+        if index in self.probing:
+            self.decide_probe(index, fut.key)
+            self.submit_ready()
+            self.flush()
 
     def child_done(self, index: int, child: int, name: str, state: State) -> None:
         self.emit(name, state)
@@ -632,7 +531,7 @@ class _DaskRun:
                 self.states[node.name] = Cancelled(message="run interrupted before this task finished", end=now)
 
     def all_futures(self) -> list[Any]:
-        out: list[Any] = [f for parts in self.batch_futs.values() for f in parts] + list(self.summary_futs)
+        out: list[Any] = self.layout_futures()
         for f in self.futs.values():
             out.extend(f if isinstance(f, list) else [f])
         return out
