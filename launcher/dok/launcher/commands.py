@@ -18,7 +18,9 @@ import sys
 import time
 from typing import Any, TextIO
 
-from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, ConfigError, UsageError
+from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS
+
+from .exceptions import ConfigError, UsageError
 from .flowfile import LoadedFlow, load_flow, resolve_path
 from .params import check_params, parse_params
 from .render import exit_code_for, summary

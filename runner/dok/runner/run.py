@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dok.runner.config import DEFAULT_TERMINATION_LOG, RunnerConfig
-from dok.runner.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS, ConfigError, RunnerError
+from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS
+from dok.runner.exceptions import ConfigError, RunnerError
 from dok.runner.monitor import RunMonitor
 
 DEFAULT_BUNDLE_PATH = "/opt/dok/flow.dokflow"
