@@ -27,7 +27,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -378,25 +378,26 @@ def _format(kind: Kind, value: Any) -> str:
     return str(value)
 
 
+def _seconds(raw: str) -> float:
+    return float(raw.removesuffix("s"))
+
+
+_PARSERS: dict[Kind, tuple[Callable[[str], Any], str]] = {
+    "int": (int, "is not an integer"),
+    "float": (_seconds, "is not a number of seconds"),
+    "json": (json.loads, "is not valid JSON"),
+}
+
+
 def _parse(name: str, kind: Kind, raw: str) -> Any:
-    var = env_var(name)
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise RunSettingError(name, raw, "is not an integer", label=var) from None
-    if kind == "float":
-        try:
-            return float(raw.removesuffix("s"))
-        except ValueError:
-            raise RunSettingError(name, raw, "is not a number of seconds", label=var) from None
-    if kind == "json":
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise RunSettingError(name, raw[:80], f"is not valid JSON ({e.msg} at position {e.pos})",
-                                  label=var) from None
-    return raw
+    if kind == "str":
+        return raw
+    parse, problem = _PARSERS[kind]
+    try:
+        return parse(raw)
+    except ValueError as exc:  # json.JSONDecodeError is one
+        where = f" ({exc.msg} at position {exc.pos})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise RunSettingError(name, raw[:80], problem + where, label=env_var(name)) from None
 
 
 def _jsonable(value: Any) -> Any:
