@@ -96,10 +96,11 @@ class DaskOnKubernetesEnvironment:
                        "at most 128 characters")
         set_(self, "env_vars", self._env_vars(self.env_vars))
         set_(self, "files", self._files(self.files))
+        if self.secret_env is None:
+            set_(self, "secret_env", {})
         try:  # the run settings it carries: RunSpec's rules
             for name in ("max_workers", "min_workers", "namespace", "secret_env"):
-                set_(self, name, check_setting(name, getattr(self, name) if name != "secret_env"
-                                               else ({} if self.secret_env is None else self.secret_env)))
+                set_(self, name, check_setting(name, getattr(self, name)))
             check_worker_range(self.min_workers, self.max_workers)
         except RunSettingError as exc:
             raise _bad(exc.setting, exc.value, exc.problem) from None

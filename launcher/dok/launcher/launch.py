@@ -32,7 +32,7 @@ _SETTINGS = frozenset(f.name for f in dataclasses.fields(RunSpec))
 _OWN = frozenset({"identifier", "namespace", "parameters", "flow_name"})
 
 
-def _secret_ref_text(name: str, ref: Any) -> Any:
+def _secret_ref_text(name: str, ref: object) -> str | tuple[str, str]:
     """execute(secret_env=...) values: 'SECRET:KEY', (SECRET, KEY), {"secret": s, "key": k} or a SecretRef;
     RunSpec checks them (as 'SECRET:KEY' or a pair)."""
     if isinstance(ref, SecretRef):

@@ -19,6 +19,8 @@ from dok.core.runspec import RunSpec
 from .render import progress_line
 
 if TYPE_CHECKING:
+    from distributed import LocalCluster
+
     from dok.core.flow import Flow
     from dok.core.states import State
 
@@ -35,7 +37,7 @@ class _Progress:
         self.done = 0
         self.lock = threading.Lock()
 
-    def __call__(self, name: str, state: Any) -> None:
+    def __call__(self, name: str, state: State) -> None:
         with self.lock:
             self.done += 1
             print(progress_line(name, state, done=self.done), file=self.out, flush=True)
@@ -44,7 +46,7 @@ class _Progress:
 class _ScaleWatcher(threading.Thread):
     """Prints `[dok] workers: N` whenever the local cluster's worker count changes."""
 
-    def __init__(self, cluster: Any, out: TextIO, interval: float = 0.25) -> None:
+    def __init__(self, cluster: LocalCluster, out: TextIO, interval: float = 0.25) -> None:
         super().__init__(name="dok-scale-watch", daemon=True)
         self.cluster, self.out, self.interval = cluster, out, interval
         self.stop_event = threading.Event()
