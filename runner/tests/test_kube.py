@@ -11,6 +11,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from dok.runner.backend import PodWorkerBackend, warning_events_text
+from dok.core.runspec import RunSpec
 from dok.runner.config import RunnerConfig
 from dok.runner.exceptions import ApiUnavailable, Conflict, Forbidden, KubernetesError, NotFound
 from dok.runner.kube import Kube, RetryPolicy
@@ -104,7 +105,7 @@ def test_delete_treats_404_as_success():
     assert core.calls[1][2]["grace_period_seconds"] == 1
 
 
-CONFIG = RunnerConfig(identifier="0f8e2d3c-aaaa", flow_name="fanout", image="img", namespace="ns",
+CONFIG = RunnerConfig(spec=RunSpec(identifier="0f8e2d3c-aaaa", flow_name="fanout", image="img", namespace="ns"),
                       pod_name="job", pod_uid="uid-9", pod_ip="10.1.2.3")
 JOB_POD = {"metadata": {"name": "job", "uid": "uid-9"}, "spec": {"containers": [{"name": "runner", "env": []}]}}
 

@@ -20,7 +20,8 @@ import sys
 
 def child(tasks: int, batch: str) -> None:
     from dok.core import Flow, task
-    from dok.launcher.local import LocalOptions, run_local
+    from dok.core.runspec import RunSpec
+    from dok.launcher.local import run_local
 
     size = None if batch == "none" else (batch if batch == "auto" else int(batch))
 
@@ -35,7 +36,7 @@ def child(tasks: int, batch: str) -> None:
     with Flow("client-memory") as flow:
         total(inc.map(list(range(tasks))))
     out = io.StringIO()
-    state = run_local(flow, parameters={}, options=LocalOptions(max_workers=2), out=out)
+    state = run_local(flow, parameters={}, spec=RunSpec(min_workers=1, max_workers=2), out=out)
     assert state.is_successful(), state
     assert state.result == {"total": tasks * (tasks + 1) // 2}, state.result
     lines = out.getvalue().count("\n")

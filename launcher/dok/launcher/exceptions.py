@@ -7,27 +7,14 @@ unreachable, image pull failure, job pod deleted, …), 130 interrupted by Ctrl-
 
 from __future__ import annotations
 
-try:  # core's base class, when core provides it
-    from dok.core.exceptions import DokError as _Base
-except Exception:  # pragma: no cover - core not importable (should not happen under Bazel)
-    _Base = Exception
-
-EXIT_SUCCESS = 0
-EXIT_FLOW_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INFRA = 3
-EXIT_INTERRUPTED = 130
+from dok.core.exceptions import EXIT_INFRA, EXIT_USAGE, DokError
 
 
-class LauncherError(_Base):
-    """Base of every launcher error: a one-line message, an optional hint, and the CLI exit code."""
+class LauncherError(DokError):
+    """Base of every launcher error: a one-line message, an optional hint, and the CLI exit code (core's
+    `DokError`; the exit codes are core's `EXIT_*`)."""
 
-    exit_code: int = EXIT_USAGE
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    exit_code = EXIT_USAGE
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
@@ -36,13 +23,9 @@ class LauncherError(_Base):
 class UsageError(LauncherError):
     """The command line or a library argument is wrong (bad file, attribute, parameter, option)."""
 
-    exit_code = EXIT_USAGE
-
 
 class ConfigError(LauncherError):
     """The configuration does not work: no kubeconfig, namespace missing, environment not built, …"""
-
-    exit_code = EXIT_USAGE
 
 
 class PermissionDenied(ConfigError):

@@ -70,7 +70,7 @@ class PodWorkerBackend:
         self._numbers = itertools.count()
         self._pending: set[str] = set()  # workers last seen Pending: no process to stop, delete at once
         self._prestarted: list[str] = []  # pods created before the cluster asked (see prestart)
-        self.selector = f"{IDENTIFIER_LABEL}={config.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
+        self.selector = f"{IDENTIFIER_LABEL}={config.spec.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
 
     async def prepare(self) -> None:
         try:
@@ -93,20 +93,20 @@ class PodWorkerBackend:
         if earlier:
             raise JobRetried(f"job pod {self.config.pod_name} replaces {', '.join(earlier)} of the same run "
                              f"(Job {job}): the earlier pod was lost, so the run is not started again",
-                             hint=f"see what happened to it (`dok status {self.config.identifier}`) and start "
+                             hint=f"see what happened to it (`dok status {self.config.spec.identifier}`) and start "
                                   "a new run")
 
     def new_name(self) -> str:
         if self._prestarted:
             return self._prestarted.pop(0)
-        return worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
+        return worker_pod_name(flow_name=self.config.spec.flow_name, identifier=self.config.spec.identifier,
                                number=next(self._numbers))
 
     async def prestart(self, scheduler_address: str) -> str:
         """Create the first worker pod before the scheduler is even up (it retries connecting until then), so
         pod start-up overlaps the runner's own. The cluster adopts it: the next `new_name()` returns it, and
         `create()` of an existing live pod of this run is a no-op. Unadopted, the final cleanup deletes it."""
-        name = worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
+        name = worker_pod_name(flow_name=self.config.spec.flow_name, identifier=self.config.spec.identifier,
                                number=next(self._numbers))
         await self.create(name, scheduler_address)
         self._prestarted.append(name)
@@ -117,9 +117,9 @@ class PodWorkerBackend:
         c = self.config
         return worker_pod_manifest(
             name=name, namespace=c.namespace, image=c.image, scheduler_address=scheduler_address,
-            identifier=c.identifier, flow_name=c.flow_name, template=self.template, nthreads=c.nthreads,
-            death_timeout=c.worker_death_timeout, resources=c.worker_resources,
-            image_pull_policy=c.image_pull_policy)
+            identifier=c.spec.identifier, flow_name=c.spec.flow_name, template=self.template, nthreads=c.nthreads,
+            death_timeout=c.spec.worker_death_timeout, resources=c.spec.worker_resources,
+            image_pull_policy=c.spec.image_pull_policy)
 
     async def create(self, name: str, scheduler_address: str) -> None:
         if self.template is None:
@@ -137,7 +137,7 @@ class PodWorkerBackend:
                 except NotFound:
                     continue
                 labels = (existing.get("metadata") or {}).get("labels") or {}
-                mine = labels.get(IDENTIFIER_LABEL) == self.config.identifier
+                mine = labels.get(IDENTIFIER_LABEL) == self.config.spec.identifier
                 if mine and not existing["metadata"].get("deletionTimestamp"):
                     return
                 if not mine or time.monotonic() > deadline:
