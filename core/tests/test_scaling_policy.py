@@ -120,3 +120,20 @@ def test_helpers():
     assert work_target(0.0, 0, target_duration=5, nthreads=1) == 0
     assert work_target(5.0, 5000, target_duration=5, nthreads=1) == 1  # tiny tasks: few workers by work
     assert work_target(100.0, 4, target_duration=5, nthreads=1) == 4  # never more than tasks
+
+
+def test_scaling_settings_come_from_the_run_spec():
+    from dok.core.runspec import RunSpec
+    from dok.core.scaling import settings_for
+
+    spec = RunSpec(max_workers=4, adapt_interval=0.5, adapt_wait_count=4)
+    assert settings_for(spec) == ScalingSettings(interval=0.5, idle_wait=2.0, lookahead=True, target_duration=1.0)
+    spec = RunSpec(max_workers=4, scale_idle_wait=7.5, scale_lookahead="off")
+    assert (settings_for(spec).idle_wait, settings_for(spec).lookahead) == (7.5, False)
+    env = spec.to_env()
+    assert env["DOK_SCALE_IDLE_WAIT"] == "7.5" and env["DOK_SCALE_LOOKAHEAD"] == "off"
+    assert RunSpec.from_env(env).scale_lookahead == "off"
+    with pytest.raises(ValueError, match="scale_lookahead"):
+        RunSpec(scale_lookahead="maybe")
+    with pytest.raises(ValueError, match="scale_idle_wait"):
+        RunSpec(scale_idle_wait=-1)

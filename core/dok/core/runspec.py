@@ -127,6 +127,10 @@ class RunSpec:
     adapt_wait_count: int = setting(4, kind="int", minimum=1)       # idle checks before a worker is retired
     adapt_target_duration: float = setting(1.0, kind="float", minimum=0)  # how long pending work should take
     watch_interval: float = setting(1.0, kind="float", minimum=0)   # worker pod poll period (s)
+    # scaling policy (dok.core.scaling): idle seconds before a worker retires (None: adapt_wait_count x
+    # adapt_interval), and the DAG lookahead (keep workers through short gaps, start pods ahead of fan-outs)
+    scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
+    scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     resources: Mapping[str, Mapping[str, str]] | None = setting(None, kind="json", env=False, optional=True)
     secret_env: Mapping[str, str] = setting(kind="json", env=False, default_factory=dict)

@@ -28,7 +28,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Hashable, Literal
+from typing import TYPE_CHECKING, Hashable, Literal
+
+if TYPE_CHECKING:
+    from .runspec import RunSpec
 
 Worker = Hashable  # a worker's name in the cluster's spec (str for worker pods, int in a LocalCluster)
 
@@ -47,6 +50,14 @@ class ScalingSettings:
     lookahead: bool = True  # rules (b) and (c); off = distributed's behaviour plus rule (a)
     target_duration: float = 5.0  # seconds the pending work should take (sizes the target)
     default_start_cost: float = 5.0  # assumed pod start-to-join seconds before one was measured
+
+
+def settings_for(spec: RunSpec) -> ScalingSettings:
+    """The scaling settings of a run, from its RunSpec (the one place they are read)."""
+    idle = spec.scale_idle_wait
+    return ScalingSettings(interval=spec.adapt_interval,
+                           idle_wait=idle if idle is not None else spec.adapt_wait_count * spec.adapt_interval,
+                           lookahead=spec.scale_lookahead == "on", target_duration=spec.adapt_target_duration)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -68,6 +68,7 @@ def run_local(flow: Flow, *, parameters: Mapping[str, Any] | None = None, spec: 
 
     from dok.core import DaskExecutor
     from dok.core.adaptive import DokAdaptive
+    from dok.core.scaling import settings_for
 
     spec = spec or RunSpec(min_workers=1, max_workers=2)
     out = out or sys.stdout
@@ -79,7 +80,7 @@ def run_local(flow: Flow, *, parameters: Mapping[str, Any] | None = None, spec: 
         watcher: _ScaleWatcher | None = None
         try:
             cluster.adapt(Adaptive=DokAdaptive, minimum=spec.min_workers, maximum=spec.max_workers,
-                          interval=f"{spec.adapt_interval}s", wait_count=3)
+                          interval=f"{spec.adapt_interval}s", wait_count=3, settings=settings_for(spec))
             with Client(cluster) as client:
                 print(f"[dok] local cluster {cluster.scheduler_address}: {spec.min_workers}.."
                       f"{spec.max_workers} workers ({'processes' if processes else 'threads'})",

@@ -144,6 +144,7 @@ class _Session:
             self.monitor.say(f"scaling: started worker {name} early (it joins once the scheduler is up)")
 
     def _cluster(self, backend: Any) -> Any:
+        from dok.core.scaling import settings_for
         from dok.runner.cluster import DokCluster
         from dok.runner.health import HealthPolicy
 
@@ -157,7 +158,8 @@ class _Session:
         # (Adaptive takes over at once and retires it after `wait_count` idle checks if it is not needed).
         cluster.scale(max(1, s.min_workers))
         cluster.adapt(minimum=s.min_workers, maximum=s.max_workers, interval=f"{s.adapt_interval}s",
-                      wait_count=s.adapt_wait_count, target_duration=f"{s.adapt_target_duration}s")
+                      wait_count=s.adapt_wait_count, target_duration=f"{s.adapt_target_duration}s",
+                      settings=settings_for(s))
         self.monitor.say(f"scheduler listening on {c.scheduler_host}:{s.scheduler_port}; adaptive scaling "
                          f"between {s.min_workers} and {s.max_workers} {backend.description} worker(s)")
         return cluster
