@@ -244,3 +244,9 @@ def test_environment_secret_env_reaches_the_job_and_execute_overrides_per_name()
             and "secretKeyRef" in v["valueFrom"]}
     assert refs == {"DB_PASSWORD": {"name": "db-creds", "key": "password"},
                     "API_TOKEN": {"name": "api-v2", "key": "token"}}
+
+
+def test_job_pod_is_not_evicted_by_cluster_autoscalers():
+    job = m.job_manifest(spec())
+    annotations = job["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"}

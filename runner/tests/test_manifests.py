@@ -138,3 +138,13 @@ def test_names_are_dns_labels_within_63(flow, ident):
         assert len(name) <= 63 and re.fullmatch(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?", name), name
         assert name.startswith("dok-") and name.endswith(f"-worker-{n}")
     assert worker_pod_name(flow_name="fanout", identifier="0f8e2d3c-1111", number=3) == "dok-fanout-0f8e2d3c-worker-3"
+
+
+def test_worker_drains_before_it_stops():
+    pod = build()
+    container = pod["spec"]["containers"][0]
+    assert container["lifecycle"]["preStop"]["exec"]["command"] == ["python", "-m", "dok.runner.drain"]
+    env = {v["name"]: v.get("value") for v in container["env"]}
+    assert env["DOK_SCHEDULER_ADDRESS"].startswith("tcp://")
+    assert env["DOK_WORKER_NAME"] == pod["metadata"]["name"]
+    assert 1 <= float(env["DOK_DRAIN_TIMEOUT"]) < pod["spec"]["terminationGracePeriodSeconds"]

@@ -39,6 +39,8 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
 
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
 
+SAFE_TO_EVICT_ANNOTATION = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
 
 @dataclass(frozen=True, kw_only=True)
 class SecretRef:
@@ -168,7 +170,10 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
         "backoffLimit": 0,
         "completions": 1,
         "parallelism": 1,
-        "template": {"metadata": {"labels": dict(labels)}, "spec": pod_spec},
+        # The job pod holds the scheduler and the run's state: cluster autoscalers must not evict it to
+        # consolidate nodes (worker pods may go: they drain first and are replaced).
+        "template": {"metadata": {"labels": dict(labels), "annotations": {SAFE_TO_EVICT_ANNOTATION: "false"}},
+                     "spec": pod_spec},
     }
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds

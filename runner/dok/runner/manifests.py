@@ -24,6 +24,8 @@ WORKER_CONTAINER = "worker"
 TERMINATION_GRACE_SECONDS = 5
 _MAX_NAME = 63
 
+DRAIN_MODULE = "dok.runner.drain"  # the worker pods' preStop hook (dok/runner/drain.py)
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobPodTemplate:
@@ -124,6 +126,8 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
     env += [{"name": "DOK_IDENTIFIER", "value": identifier},
             {"name": "DOK_FLOW_NAME", "value": flow_name},
             {"name": "DOK_WORKER_NAME", "value": name},
+            {"name": "DOK_SCHEDULER_ADDRESS", "value": scheduler_address},
+            {"name": "DOK_DRAIN_TIMEOUT", "value": str(max(1, termination_grace_seconds - 2))},
             {"name": "HOME", "value": "/tmp"}]
     env = _dedupe_env(env)
     container: dict[str, Any] = {
@@ -136,6 +140,9 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        # Deleted by anyone but dok (node drain, spot reclaim, kubectl delete): ask the scheduler to retire
+        # this worker first, so its results move to the others instead of being recomputed.
+        "lifecycle": {"preStop": {"exec": {"command": ["python", "-m", DRAIN_MODULE]}}},
     }
     if template.env_from:
         container["envFrom"] = [dict(e) for e in template.env_from]
