@@ -60,10 +60,12 @@ def built_env(cluster: helpers.Cluster) -> Any:
 
 
 class Saboteur(threading.Thread):
-    """Deletes one Running worker pod (grace 0) once two are Running; samples the Running count."""
+    """Deletes one Running worker pod once two are Running; samples the Running count."""
 
-    def __init__(self, cluster: helpers.Cluster, namespace: str, identifier: str) -> None:
+    def __init__(self, cluster: helpers.Cluster, namespace: str, identifier: str, *,
+                 grace: int | None = 0) -> None:
         super().__init__(daemon=True)
+        self.grace = grace  # 0: killed at once (results lost); None: the pod's grace period (it drains)
         self.cluster, self.namespace = cluster, namespace
         self.selector = f"{IDENTIFIER_LABEL}={identifier},{COMPONENT_LABEL}=worker"
         self.stop = threading.Event()
@@ -83,7 +85,7 @@ class Saboteur(threading.Thread):
                 time.sleep(1.0)  # let it hold results first
                 victim = running[0].metadata.name
                 try:
-                    self.cluster.core.delete_namespaced_pod(victim, self.namespace, grace_period_seconds=0)
+                    self.cluster.core.delete_namespaced_pod(victim, self.namespace, grace_period_seconds=self.grace)
                     self.deleted.append(victim)
                 except Exception:  # noqa: BLE001 - already gone
                     pass
@@ -133,3 +135,27 @@ def test_churn_runs_all_succeed(cluster: helpers.Cluster, namespace: str, built_
                        f"max running {saboteur.max_running}")
         print(summary[-1], flush=True)
     print("\n".join(summary))
+
+
+def test_a_worker_deleted_gracefully_hands_its_results_over(cluster: helpers.Cluster, namespace: str,
+                                                             built_env: Any) -> None:
+    """`kubectl delete pod` (a node drain, a spot reclaim) of a worker: its preStop hook retires it through
+    the scheduler, so its finished results move to the other workers — Dask loses none of them."""
+    import dok.launcher
+
+    handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": N},
+                                  max_workers=MAX_WORKERS, worker_start_timeout=120)
+    saboteur = Saboteur(cluster, namespace, handle.identifier, grace=None)
+    saboteur.start()
+    lines: list[str] = []
+    try:
+        state = handle.wait(stream_logs=True, timeout=600, cleanup=True, on_line=lines.append)
+    finally:
+        saboteur.stop.set()
+        saboteur.join()
+    log = "\n".join(line for line in lines if "task inc[" not in line)
+    assert saboteur.deleted, f"never saw 2 running workers\n{log}"
+    assert state.is_successful(), f"{state!r}\n{log}"
+    assert [str(v) for v in (state.result or {}).values()] == [str(sum(range(1, N + 1)))]
+    assert "lose already computed" not in log, log  # distributed's warning when a worker's data is lost
+    assert f"worker {saboteur.deleted[0]} left" in log, log
