@@ -5,7 +5,8 @@
 Runs `dok run --local`'s code path (`dok.launcher.local.run_local`: an adaptive LocalCluster whose scheduler
 lives in this process, the engine, the progress printer) on a flow `total(inc.map(range(n)))`, in a fresh
 process per setting, and prints the process's peak RSS (`ru_maxrss`) and the number of lines printed.
-Last line: `client_peak_rss_mb=<with the given --batch>` (target <= 250 for 50,000 tasks).
+First with one Dask task per child (batch_size=1), then with `--batch` (default: none, dok's measured
+layout). Last line: `client_peak_rss_mb=<with --batch>` (target <= 250 for 50,000 tasks).
 """
 
 from __future__ import annotations
@@ -46,14 +47,14 @@ def child(tasks: int, batch: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=50_000)
-    ap.add_argument("--batch", default="auto")
+    ap.add_argument("--batch", default="none", help="none (dok's measured default), auto, or N (1: unbatched)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         child(args.tasks, args.batch)
         return 0
     result = {}
-    for batch in (["none", args.batch] if args.batch != "none" else ["none"]):
+    for batch in ["1", args.batch] if args.batch != "1" else ["1"]:
         proc = subprocess.run([sys.executable, __file__, "--child", "--tasks", str(args.tasks), "--batch", batch],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:

@@ -8,7 +8,8 @@ One LocalCluster (worker processes, 1 thread each) runs, alternately, round afte
 - raw: `futures = client.map(inc, xs, pure=False)`, `client.submit(total, futures).result()`
 - dok: a flow `total(inc.map(xs))` run with `DaskExecutor(client)` (States, progress, results), the
   mapped task declared `@task(batch_size=...)` from `--batch` (default "auto": dok runs tiny children in
-  batches, each child keeping its own State; "none": one Dask task per child, like raw)
+  batches, each child keeping its own State; "none": no declaration, dok's measured default; "1": one
+  Dask task per child, like raw)
 With `--task-ms M` every task sleeps M milliseconds (not tiny: batching must not cost anything there).
 
 Each round waits until the scheduler has forgotten the previous round's tasks. A warm-up round of each
