@@ -26,6 +26,7 @@ KUBERNETES_CLIENT = {"kubernetes", "urllib3", "tenacity"}  # dok.kube's alone
 THIRD_PARTY_FORBIDDEN = {
     "core": {"docker", "requests"} | KUBERNETES_CLIENT,
     "builder": KUBERNETES_CLIENT,
+    "launcher": KUBERNETES_CLIENT,
     "runner": KUBERNETES_CLIENT,
 }
 

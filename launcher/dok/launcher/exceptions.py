@@ -7,6 +7,11 @@ unreachable, image pull failure, job pod deleted, …), 130 interrupted by Ctrl-
 
 from __future__ import annotations
 
+# Failed Kubernetes calls raise the shared seam's errors (one translation, in dok.kube), with these exit codes:
+# 2 for 401/403/404/409/400/422 and kubeconfig problems, 3 for an unreachable or failing API server. The two
+# the launcher also raises itself are re-exported under their launcher names.
+from dok.kube.exceptions import ApiUnavailable, ClusterUnreachable  # noqa: F401 - re-exported
+
 try:  # core's base class, when core provides it
     from dok.core.exceptions import DokError as _Base
 except Exception:  # pragma: no cover - core not importable (should not happen under Bazel)
@@ -57,14 +62,6 @@ class InfrastructureError(LauncherError):
     """The platform failed, not the flow: cluster unreachable, image pull failure, job pod deleted, …"""
 
     exit_code = EXIT_INFRA
-
-
-class ClusterUnreachable(InfrastructureError):
-    """The Kubernetes API server cannot be reached (connection refused, DNS, TLS, timeout)."""
-
-
-class ApiUnavailable(InfrastructureError):
-    """The API server answered with a transient error (5xx, 429): worth retrying for a while."""
 
 
 class ImagePullError(InfrastructureError):
