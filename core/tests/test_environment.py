@@ -20,16 +20,41 @@ def test_defaults():
     env = Env()
     v = sys.version_info
     assert env.base_image == f"python:{v.major}.{v.minor}-slim"
-    assert (env.max_workers, env.min_workers, env.namespace) == (1, 0, "default")
+    assert (env.max_workers, env.min_workers, env.namespace) == (1, 0, None)  # None: the context's namespace
     assert env.registry_url is None and env.python_dependencies == () and env.env_vars == {} and env.files == {}
     assert env.image is None and env.flow_name is None and env.bundle_sha256 is None
 
 
-def test_keyword_only_and_frozen():
+def test_seed_positional_order_then_keyword_only_and_frozen():
+    """The seed's signature: (base_image, registry_url, python_dependencies, image_name, image_tag, env_vars,
+    files, max_workers), positional; dok's additions are keyword-only."""
+    env = Env("python:3.11", "localhost:5000", ["pandas"], "img", "v1", {"A": "1"}, {"d.csv": "/app/d.csv"}, 3)
+    assert (env.base_image, env.registry_url, env.python_dependencies, env.image_name, env.image_tag) == (
+        "python:3.11", "localhost:5000", ("pandas",), "img", "v1")
+    assert (env.env_vars, env.files, env.max_workers) == ({"A": "1"}, {"d.csv": "/app/d.csv"}, 3)
     with pytest.raises(TypeError):
-        Env("python:3.11")
+        Env("python:3.11", None, None, None, None, None, None, 3, 0)  # min_workers is keyword-only
     with pytest.raises(dataclasses.FrozenInstanceError):
         Env().max_workers = 3
+
+
+def test_run_takes_the_seed_keyword(monkeypatch):
+    calls = []
+    fake = types.SimpleNamespace(run=lambda env, path: calls.append(path) or "state")
+    monkeypatch.setattr(environment_module.importlib, "import_module", lambda name: fake)
+    assert Env().run(environment_file_path="/opt/dok/flow.dokflow") == "state"
+    assert Env().run() == "state"
+    assert calls == ["/opt/dok/flow.dokflow", "/opt/dok/flow.dokflow"]
+
+
+def test_run_spec_carries_the_environment_settings_and_arguments_win():
+    env = Env(image_name="img", image_tag="v1", bundle_sha256=SHA, flow_name="fanout", max_workers=3,
+              min_workers=1, namespace="team", secret_env={"A": "s:a", "B": "s:b"})
+    spec = env.run_spec(max_workers=5, secret_env={"B": "t:b"}, identifier="run-1", min_workers=None)
+    assert (spec.flow_name, spec.image, spec.namespace, spec.min_workers, spec.max_workers) == (
+        "fanout", "img:v1", "team", 1, 5)
+    assert spec.secret_env == {"A": "s:a", "B": "t:b"} and spec.identifier == "run-1"
+    assert Env().run_spec().namespace is None  # the kubeconfig context's, resolved by the launcher
 
 
 def test_normalisation():

@@ -54,8 +54,9 @@ def test_debug_shows_traceback_of_failed_task():
     (("run", f"{DATA}/ok_flow.py", "--local", "--param", "m=1"), "allowed parameters: n, offset"),
     (("run", f"{DATA}/ok_flow.py", "--local", "--param", "n"), "malformed --param"),
     (("run", f"{DATA}/required_param.py", "--local"), "needs a value for parameter"),
-    (("run", f"{DATA}/ok_flow.py", "--local", "--min-workers", "3", "--max-workers", "2"), "exceeds"),
-    (("run", f"{DATA}/ok_flow.py", "--local", "--max-workers", "0"), "max-workers must be >= 1"),
+    (("run", f"{DATA}/ok_flow.py", "--local", "--min-workers", "3", "--max-workers", "2"),
+     "min_workers=3: must be <= max_workers (2)"),
+    (("run", f"{DATA}/ok_flow.py", "--local", "--max-workers", "0"), "max_workers=0: must be an integer >= 1"),
     (("run", f"{DATA}/cycle_flow.py", "--local"), "cycle"),
     (("run", f"{DATA}/not_a_flow.py:flow", "--local"), "not a dok Flow"),
 ])

@@ -8,6 +8,9 @@ import json
 import pytest
 
 from dok.core import labels
+from dok.core.exceptions import DokError
+from dok.core.names import is_dns_label
+from dok.core.runspec import RunSettingError, RunSpec
 from dok.launcher import manifests as m
 from dok.launcher.exceptions import UsageError
 
@@ -18,7 +21,7 @@ def spec(**kw):
     base = dict(identifier=ID, flow_name="Fan Out!", namespace="team-a", image="localhost:5000/fanout:abc",
                 min_workers=0, max_workers=3, parameters={"n": 10})
     base.update(kw)
-    return m.JobSpec(**base)
+    return RunSpec(**base)
 
 
 def pod_spec(job):
@@ -48,7 +51,9 @@ def test_job_shape():
 
 def test_optional_fields_absent_by_default():
     job = m.job_manifest(spec())
-    assert "activeDeadlineSeconds" not in job["spec"] and "ttlSecondsAfterFinished" not in job["spec"]
+    assert "activeDeadlineSeconds" not in job["spec"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 3600  # RunSpec's default: finished Jobs go even without dok
+    assert "ttlSecondsAfterFinished" not in m.job_manifest(spec(ttl_seconds_after_finished=None))["spec"]
     ps = pod_spec(job)
     for key in ("imagePullSecrets", "nodeSelector", "tolerations"):
         assert key not in ps
@@ -113,19 +118,20 @@ def test_env_contract():
     assert json.loads(env["DOK_PARAMETERS"]["value"]) == {"n": 10}
     assert env["DOK_WORKER_START_TIMEOUT"]["value"] == "45"
     assert json.loads(env["DOK_WORKER_RESOURCES"]["value"]) == {"limits": {"cpu": "1"}}
-    for name, path in (("DOK_NAMESPACE", "metadata.namespace"), ("DOK_POD_NAME", "metadata.name"),
-                       ("DOK_POD_UID", "metadata.uid"), ("DOK_POD_IP", "status.podIP")):
+    assert env["DOK_NAMESPACE"]["value"] == "team-a"
+    for name, path in (("DOK_POD_NAME", "metadata.name"), ("DOK_POD_UID", "metadata.uid"),
+                       ("DOK_POD_IP", "status.podIP")):
         assert env[name]["valueFrom"]["fieldRef"]["fieldPath"] == path
     # every value is a string (Kubernetes requires it)
     assert all(isinstance(e["value"], str) for e in env.values() if "value" in e)
 
 
 def test_secrets_are_refs_never_values():
-    job = m.job_manifest(spec(secret_env={"DB_PASSWORD": m.SecretRef(secret="db-creds", key="password")}))
+    job = m.job_manifest(spec(secret_env={"DB_PASSWORD": "db-creds:password"}))
     env = env_of(job)
     assert env["DB_PASSWORD"] == {"name": "DB_PASSWORD",
                                   "valueFrom": {"secretKeyRef": {"name": "db-creds", "key": "password"}}}
-    assert json.loads(env["DOK_SECRET_ENV"]["value"]) == {"DB_PASSWORD": {"secret": "db-creds", "key": "password"}}
+    assert "DOK_SECRET_ENV" not in env  # the secretKeyRef variables are the whole description
 
 
 def test_rbac_least_privilege():
@@ -154,7 +160,7 @@ def test_missing_rules():
 def test_job_name_is_dns_label(flow, ident):
     name = m.job_name(flow, ident)
     assert len(name) <= 57  # leaves room for the pod suffix
-    assert m._DNS1123_LABEL.match(name), name
+    assert is_dns_label(name), name
 
 
 def test_job_names_differ_per_run():
@@ -162,21 +168,21 @@ def test_job_names_differ_per_run():
 
 
 @pytest.mark.parametrize("kw,fragment", [
-    ({"namespace": "Bad_NS"}, "invalid namespace"),
-    ({"namespace": "x" * 64}, "invalid namespace"),
+    ({"namespace": "Bad_NS"}, "namespace name"),
+    ({"namespace": "x" * 64}, "namespace name"),
     ({"max_workers": 0}, "max_workers"),
     ({"min_workers": -1}, "min_workers"),
-    ({"min_workers": 5, "max_workers": 2}, "exceeds"),
+    ({"min_workers": 5, "max_workers": 2}, r"must be <= max_workers \(2\)"),
     ({"image": ""}, "image"),
     ({"image": "has space"}, "image"),
     ({"active_deadline_seconds": 0}, "active_deadline_seconds"),
     ({"worker_start_timeout": 0}, "worker_start_timeout"),
     ({"image_pull_policy": "Sometimes"}, "pull policy"),
     ({"parameters": {"x": object()}}, "JSON"),
-    ({"secret_env": {"1BAD": m.SecretRef(secret="s", key="k")}}, "environment variable name"),
+    ({"secret_env": {"1BAD": "s:k"}}, "names must match"),
 ])
 def test_bad_values_rejected(kw, fragment):
-    with pytest.raises(UsageError, match=fragment):
+    with pytest.raises(RunSettingError, match=fragment):
         spec(**kw)
 
 
@@ -200,7 +206,7 @@ def test_looks_secret(name, expected):
 @pytest.mark.parametrize("image", ["Bad Image:x", "registry:5000/Name:tag", "name:bad tag", "name:.dot",
                                    "name:" + "t" * 129, "registry:5000/", "name@sha256:xyz"])
 def test_invalid_image_reference_says_what_a_valid_one_looks_like(image):
-    with pytest.raises(UsageError) as info:
+    with pytest.raises(DokError) as info:
         spec(image=image)
     assert repr(image) in info.value.message
     hint = info.value.hint
@@ -229,10 +235,10 @@ def test_valid_run_identifier(ident):
 
 def test_environment_secret_env_reaches_the_job_and_execute_overrides_per_name():
     from dok.core.environment import DaskOnKubernetesEnvironment
-    from dok.launcher.launch import job_spec_for
+    from dok.launcher.launch import run_spec_for
 
     env = DaskOnKubernetesEnvironment(secret_env={"DB_PASSWORD": "db-creds:password", "API_TOKEN": "api:token"})
-    job = m.job_manifest(job_spec_for(env, identifier=ID, namespace="ns", image="img:1",
+    job = m.job_manifest(run_spec_for(env, identifier=ID, namespace="ns", image="img:1",
                                       secret_env={"API_TOKEN": "api-v2:token"}))
     refs = {k: v["valueFrom"]["secretKeyRef"] for k, v in env_of(job).items() if "valueFrom" in v
             and "secretKeyRef" in v["valueFrom"]}

@@ -12,6 +12,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from dok.runner.backend import PodWorkerBackend, warning_events_text
+from dok.core.runspec import RunSpec
 from dok.runner.config import RunnerConfig
 from dok.kube.exceptions import ClusterUnreachable
 from dok.runner.exceptions import Conflict, Forbidden, KubernetesError, NotFound
@@ -126,7 +127,7 @@ current-context: x
         connect()
 
 
-CONFIG = RunnerConfig(identifier="0f8e2d3c-aaaa", flow_name="fanout", image="img", namespace="ns",
+CONFIG = RunnerConfig(spec=RunSpec(identifier="0f8e2d3c-aaaa", flow_name="fanout", image="img", namespace="ns"),
                       pod_name="job", pod_uid="uid-9", pod_ip="10.1.2.3")
 JOB_POD = {"metadata": {"name": "job", "uid": "uid-9"}, "spec": {"containers": [{"name": "runner", "env": []}]}}
 

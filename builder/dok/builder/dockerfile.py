@@ -25,13 +25,12 @@ import shlex
 from typing import Mapping, Sequence
 
 from dok.builder.exceptions import InvalidInputError
+from dok.core.names import BUNDLE_PATH, DOK_ROOT, is_env_name
 from dok.core.podsecurity import RUN_AS_GROUP, RUN_AS_USER
 
 # Paths inside the image (see DEVELOPERS.md "Image layout").
-DOK_ROOT = "/opt/dok"
 VENV = f"{DOK_ROOT}/venv"
 SRC = f"{DOK_ROOT}/src"
-BUNDLE_PATH = f"{DOK_ROOT}/flow.dokflow"
 ENVIRONMENT_PATH = f"{DOK_ROOT}/environment.json"
 HEALTHCHECK_PATH = f"{DOK_ROOT}/healthcheck.py"
 CA_BUNDLE_PATH = f"{DOK_ROOT}/ca-bundle.crt"
@@ -51,7 +50,6 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 # A failing check prints one line `dok-check: FAILED: <what differs> | <how to fix>` (parsed by the adapter).
 CHECK_MARKER = "dok-check: FAILED: "
 
-_ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RESERVED_ENV = {"DOK_BUNDLE_SHA256", "VIRTUAL_ENV"}
 
 
@@ -65,7 +63,7 @@ def quote(value: str) -> str:
 def validate_env_vars(env_vars: Mapping[str, str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in env_vars.items():
-        if not isinstance(key, str) or not _ENV_KEY_RE.match(key):
+        if not is_env_name(key):
             raise InvalidInputError(
                 f"invalid environment variable name {key!r} in env_vars",
                 hint="names are letters, digits and '_', not starting with a digit",

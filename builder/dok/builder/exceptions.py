@@ -7,29 +7,21 @@ and registry errors are translated where the call is made, so callers (the `dok`
 
 from __future__ import annotations
 
-from dok.core.exceptions import DokError
+from dok.core.exceptions import EXIT_INFRA, EXIT_USAGE, DokError
 
 
 class BuilderError(DokError):
-    """Base class: `message` (what is wrong) and `hint` (what to do); `str()` joins them."""
+    """Base class: core's `DokError` — `message` (what is wrong), `hint` (what to do), `detail` (e.g. the tail
+    of pip's output, shown below the one-line message). Bad input is a usage error (exit code 2); an
+    unreachable docker daemon or registry, or a push that did not finish, is an infrastructure error (3)."""
 
-    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
-        self.detail = detail  # e.g. the tail of pip's output; shown below the one-line message
-        super().__init__(message)
-
-    def __str__(self) -> str:
-        text = self.message
-        if self.hint:
-            text += f" (hint: {self.hint})"
-        if self.detail:
-            text += "\n" + self.detail
-        return text
+    exit_code = EXIT_USAGE
 
 
 class DockerUnavailableError(BuilderError):
     """The docker daemon does not answer (not running, no permission on the socket, SDK missing)."""
+
+    exit_code = EXIT_INFRA
 
 
 class InvalidInputError(BuilderError):
@@ -72,6 +64,8 @@ class RegistryError(BuilderError):
 class RegistryUnreachableError(RegistryError):
     """The registry does not answer (wrong URL, not running, TLS trouble)."""
 
+    exit_code = EXIT_INFRA
+
 
 class RegistryAuthError(RegistryError):
     """The registry refused the credentials (or asked for some and none were given)."""
@@ -79,3 +73,5 @@ class RegistryAuthError(RegistryError):
 
 class PushFailedError(RegistryError):
     """The push started but did not finish."""
+
+    exit_code = EXIT_INFRA

@@ -1,8 +1,7 @@
 """Image references: validate names, tags and registry URLs the way docker does; derive defaults.
 
-Grammar (docker/distribution `reference`): a name is `/`-separated components of `[a-z0-9]` runs joined by
-`.`, `_`, `__` or dashes; a tag is `[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`; a registry is a host (optionally
-`:port`) optionally followed by a path prefix.
+The grammar (docker/distribution `reference`) is core's (`dok.core.names`); this module turns a name that
+does not follow it into the builder's `InvalidImageReferenceError` with a hint.
 """
 
 from __future__ import annotations
@@ -10,20 +9,16 @@ from __future__ import annotations
 import re
 
 from dok.builder.exceptions import InvalidImageReferenceError
+from dok.core.names import MAX_IMAGE_NAME, is_image_name, is_image_tag, is_registry
 
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_NAME_RE = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
-_TAG_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_HOST = r"(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])(?:\.(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]))*"
-_REGISTRY_RE = re.compile(rf"^(?:{_HOST}|\[[0-9A-Fa-f:.]+\])(?::[0-9]{{1,5}})?(?:/{_COMPONENT})*$")
-MAX_NAME_LENGTH = 255
+MAX_NAME_LENGTH = MAX_IMAGE_NAME
 DEFAULT_IMAGE_NAME = "dok-flow"
 
 
 def validate_image_name(name: str) -> str:
     if not isinstance(name, str) or not name:
         raise InvalidImageReferenceError("image_name is empty", hint="give a name like 'etl-flow' or leave it unset")
-    if len(name) > MAX_NAME_LENGTH or not _NAME_RE.match(name):
+    if not is_image_name(name):
         raise InvalidImageReferenceError(
             f"invalid image_name {name!r}",
             hint="use lowercase letters, digits and single '.', '_', '-' or '/' separators "
@@ -33,7 +28,7 @@ def validate_image_name(name: str) -> str:
 
 
 def validate_image_tag(tag: str) -> str:
-    if not isinstance(tag, str) or not _TAG_RE.match(tag):
+    if not is_image_tag(tag):
         raise InvalidImageReferenceError(
             f"invalid image_tag {tag!r}",
             hint="a tag is 1-128 of letters, digits, '_', '.', '-' and cannot start with '.' or '-'",
@@ -51,7 +46,7 @@ def validate_registry_url(url: str) -> str:
             f"invalid registry_url {url!r}: docker registry addresses have no scheme",
             hint=f"use {text.split('://', 1)[1]!r}",
         )
-    if not _REGISTRY_RE.match(text):
+    if not is_registry(text):
         raise InvalidImageReferenceError(
             f"invalid registry_url {url!r}", hint="use 'host[:port][/prefix]', e.g. 'localhost:5000' or 'ghcr.io/team'"
         )

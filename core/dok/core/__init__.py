@@ -16,19 +16,21 @@
     state.is_successful(), state.result, state.task_states["square[3]"]
 
 Modules: `flow` (tasks, parameters, the graph), `states`, `summary` (compact State JSON), `runtime` (the
-per-task wrapper run on workers), `local_executor`, `dask_executor`, `bundle`, `labels`, `environment`,
-`exceptions`. Only the standard library, dask, distributed and cloudpickle are imported.
+per-task wrapper run on workers), `local_executor`, `dask_executor`, `bundle`, `labels`, `names` (the name
+grammars, fixed paths and ports), `runspec` (`RunSpec`: every setting of one run), `environment`, `exceptions`.
+Only the standard library, dask, distributed and cloudpickle are imported.
 """
 
 from __future__ import annotations
 
-from . import bundle, labels
+from . import bundle, labels, names
 from .bundle import BundleInfo
 from .dask_executor import DaskExecutor
 from .environment import DaskOnKubernetesEnvironment
 from .exceptions import BundleError, DokError, EnvironmentConfigError, FlowDefinitionError, ParameterError
 from .flow import Flow, Parameter, Ref, Task, task, unmapped
 from .local_executor import LocalExecutor
+from .runspec import RunSpec
 from .states import (
     Cancelled,
     Failed,
@@ -59,6 +61,7 @@ __all__ = [
     "ParameterError",
     "Pending",
     "Ref",
+    "RunSpec",
     "Running",
     "Skipped",
     "State",
@@ -70,6 +73,7 @@ __all__ = [
     "decode_summary",
     "encode_summary",
     "labels",
+    "names",
     "state_from_dict",
     "task",
     "unmapped",

@@ -14,6 +14,8 @@ import hashlib
 import re
 import uuid
 
+from .names import is_label_value
+
 __all__ = [
     "IDENTIFIER_LABEL",
     "FLOW_LABEL",
@@ -34,7 +36,6 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "dok"
 
 MAX_LABEL_VALUE = 63
-_VALID = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
 _BAD_CHARS = re.compile(r"[^-A-Za-z0-9_.]+")
 
 
@@ -44,7 +45,8 @@ def new_identifier() -> str:
 
 
 def is_valid_label_value(value: str) -> bool:
-    return len(value) <= MAX_LABEL_VALUE and bool(_VALID.match(value))
+    """A Kubernetes label value (the empty string included); the grammar is `names.is_label_value`."""
+    return is_label_value(value, allow_empty=True)
 
 
 def sanitize_label_value(value: str) -> str:

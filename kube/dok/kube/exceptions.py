@@ -8,27 +8,20 @@ failure whatever the class. `status` is the HTTP status (None for connection err
 
 from __future__ import annotations
 
-from dok.core.exceptions import DokError
-
-EXIT_USAGE = 2
-EXIT_INFRA = 3
+from dok.core.exceptions import EXIT_INFRA, EXIT_USAGE, DokError
 
 
 class KubeError(DokError):
-    """Base of every dok.kube error: `message` (what failed), `hint` (what to do), HTTP `status`/`reason`."""
+    """Base of every dok.kube error: core's `DokError` (`message`: what failed, `hint`: what to do, `exit_code`)
+    plus the HTTP `status` and `reason` of the refused call."""
 
-    exit_code: int = EXIT_INFRA
+    exit_code = EXIT_INFRA
 
     def __init__(self, message: str, *, hint: str | None = None, status: int | None = None,
-                 reason: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+                 reason: str | None = None, detail: str | None = None, exit_code: int | None = None) -> None:
+        super().__init__(message, hint=hint, detail=detail, exit_code=exit_code)
         self.status = status
         self.reason = reason
-
-    def __str__(self) -> str:
-        return f"{self.message} (hint: {self.hint})" if self.hint else self.message
 
 
 class KubeconfigError(KubeError):

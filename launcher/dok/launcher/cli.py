@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, LauncherError
+from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, DokError
 
 PROG = "dok"
 
@@ -132,56 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _exit_code_for(exc: BaseException) -> int:
-    code = getattr(exc, "exit_code", None)
-    if isinstance(code, int):
-        return code
-    try:
-        from dok.builder import exceptions as bex
-
-        if isinstance(exc, (bex.DockerUnavailableError, bex.RegistryUnreachableError, bex.PushFailedError)):
-            return EXIT_INFRA
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        from dok.core.exceptions import DokError
-
-        if isinstance(exc, DokError):
-            return EXIT_USAGE
-    except ImportError:  # pragma: no cover
-        pass
-    return EXIT_INFRA
+def exit_code_for_error(exc: BaseException) -> int:
+    """The exit code for an error: a `DokError` carries its own (every dok package's errors are DokErrors);
+    anything else is unexpected, an infrastructure error."""
+    return exc.exit_code if isinstance(exc, DokError) else EXIT_INFRA
 
 
 def report_error(exc: BaseException, *, err: TextIO, debug: bool) -> int:
     """Print `dok: error: …` (+ hint) and return the exit code."""
     if debug:
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=err)
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-    hint = getattr(exc, "hint", None)
-    known = isinstance(exc, LauncherError) or _is_dok_error(exc)
-    if not known:
-        message = f"internal error: {type(exc).__name__}: {message}"
-        hint = hint or ("run with --debug for the traceback" if not debug else None)
+    if isinstance(exc, DokError):
+        message, hint, detail = exc.message or str(exc) or type(exc).__name__, exc.hint, exc.detail
+    else:  # not raised on purpose: whatever the exception carries, marked as internal
+        text = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        message = f"internal error: {type(exc).__name__}: {text}"
+        hint = getattr(exc, "hint", None) or ("run with --debug for the traceback" if not debug else None)
+        detail = getattr(exc, "detail", None)
     lines = str(message).splitlines() or [""]
     print(f"{PROG}: error: {lines[0]}", file=err)
     for extra in lines[1:]:
         print(f"  {extra}", file=err)
     if hint:
         print(f"  hint: {hint}", file=err)
-    detail = getattr(exc, "detail", None)
     if detail and detail not in str(message):
         print(str(detail), file=err)
     err.flush()
-    return _exit_code_for(exc)
-
-
-def _is_dok_error(exc: BaseException) -> bool:
-    try:
-        from dok.core.exceptions import DokError
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(exc, DokError)
+    return exit_code_for_error(exc)
 
 
 def _sigterm_as_interrupt() -> None:

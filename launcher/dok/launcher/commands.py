@@ -16,12 +16,22 @@ import dataclasses
 import os
 import sys
 import time
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, ConfigError, UsageError
+from dok.core.environment import default_base_image
+from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, EnvironmentConfigError, ParameterError
+from dok.core.runspec import RunSettingError
+
+from .exceptions import ConfigError, UsageError
 from .flowfile import LoadedFlow, load_flow, resolve_path
 from .params import check_params, parse_params
 from .render import exit_code_for, summary
+
+if TYPE_CHECKING:
+    from dok.core.environment import DaskOnKubernetesEnvironment
+
+    from .handle import RunHandle
+    from .kube import Kube
 
 
 def dispatch(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -43,104 +53,62 @@ def load_with_params(args: argparse.Namespace) -> tuple[LoadedFlow, dict[str, An
     loaded = load_flow(args.flow)
     params = parse_params(args.param)
     check_params(loaded.flow, params)
-    resolve = getattr(loaded.flow, "resolve_parameters", None)
-    if callable(resolve):  # missing required parameters fail now, not in the pod
-        try:
-            resolve(params)
-        except Exception as exc:  # ParameterError
-            raise UsageError(str(exc), hint="pass it with --param NAME=VALUE") from exc
+    try:  # missing required parameters fail now, not in the pod
+        loaded.flow.resolve_parameters(params)
+    except ParameterError as exc:
+        raise UsageError(str(exc), hint="pass it with --param NAME=VALUE") from exc
     return loaded, params
 
 
 # -- local mode ----------------------------------------------------------------------------------------
 def run_local_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
-    from .local import LocalOptions, default_max_workers, run_local
+    from .local import local_spec, run_local
 
     loaded, params = load_with_params(args)
     env = loaded.environment
-    max_workers = args.max_workers
-    if max_workers is None:
-        max_workers = getattr(env, "max_workers", None) if env is not None else None
-        max_workers = max(max_workers or 0, default_max_workers())
-    min_workers = args.min_workers if args.min_workers is not None else min(1, max_workers)
-    if args.max_workers is None and min_workers > max_workers:
-        max_workers = min_workers
-    options = LocalOptions(min_workers=min_workers, max_workers=max_workers, processes=args.processes)
-    name = getattr(loaded.flow, "name", loaded.attr)
+    try:
+        spec = local_spec(min_workers=args.min_workers, max_workers=args.max_workers,
+                          env_max_workers=env.max_workers if env is not None else None)
+    except RunSettingError as exc:
+        raise UsageError(exc.message, hint="fix the option it names") from None
+    name = loaded.flow.name
     print(f"[dok] running flow {name!r} locally" + (f" with {params}" if params else ""), file=out, flush=True)
-    state = run_local(loaded.flow, parameters=params, options=options, out=out, debug=_debug(args))
+    state = run_local(loaded.flow, parameters=params, spec=spec, processes=args.processes, out=out,
+                      debug=_debug(args))
     print(summary(state, flow_name=name, verbose=_debug(args)), file=out, flush=True)
     return exit_code_for(state)
 
 
 # -- environments and images ------------------------------------------------------------------------
-def _env_class() -> Any:
-    from dok.core import DaskOnKubernetesEnvironment
+def make_env(loaded: LoadedFlow, args: argparse.Namespace) -> DaskOnKubernetesEnvironment:
+    """The flow file's environment (or a default one) with the command line's settings on top. A worker
+    bound given alone moves the other one when they would cross (--max-workers 2 with min_workers=3 in the
+    file: min 2); the environment checks the result with RunSpec's rules."""
+    from dok.core.environment import DaskOnKubernetesEnvironment
 
-    return DaskOnKubernetesEnvironment
-
-
-def _replace_env(env: Any, **changes: Any) -> Any:
-    changes = {k: v for k, v in changes.items() if v is not None}
-    if not changes:
-        return env
-    if dataclasses.is_dataclass(env):
-        known = {f.name for f in dataclasses.fields(env)}
-        unknown = set(changes) - known
-        if unknown:
-            raise UsageError(f"this dok core has no environment setting(s) {', '.join(sorted(unknown))}")
-        return dataclasses.replace(env, **changes)
-    data = dict(env.to_dict())
-    data.update(changes)
-    return type(env).from_dict(data)
-
-
-def _default_field(cls: Any, name: str) -> Any:
-    if dataclasses.is_dataclass(cls):
-        for f in dataclasses.fields(cls):
-            if f.name == name and f.default is not dataclasses.MISSING:
-                return f.default
-            if f.name == name and f.default_factory is not dataclasses.MISSING:
-                return f.default_factory()
-    return None
-
-
-def make_env(loaded: LoadedFlow, args: argparse.Namespace) -> Any:
-    """The flow file's environment (or a default one) with the command line's settings on top."""
-    cls = _env_class()
-    env = loaded.environment if loaded.environment is not None else cls()
+    env = loaded.environment if loaded.environment is not None else DaskOnKubernetesEnvironment()
     base_image = getattr(args, "base_image", None)
-    if not base_image and os.environ.get("DOK_BASE_IMAGE"):
-        current = getattr(env, "base_image", None)
-        if current in (None, "", _default_field(cls, "base_image")):
-            base_image = os.environ["DOK_BASE_IMAGE"]
-    changes: dict[str, Any] = {
-        "base_image": base_image,
-        "registry_url": getattr(args, "registry", None),
-        "namespace": getattr(args, "namespace", None),
-        "min_workers": getattr(args, "min_workers", None),
-        "max_workers": getattr(args, "max_workers", None),
-    }
-    mn, mx = changes["min_workers"], changes["max_workers"]
-    cur_min = getattr(env, "min_workers", 0) or 0
-    cur_max = getattr(env, "max_workers", 1) or 1
-    if mx is not None and mn is None and cur_min > mx:
-        changes["min_workers"] = mx
-    if mn is not None and mx is None and mn > cur_max:
-        changes["max_workers"] = mn
+    if not base_image and os.environ.get("DOK_BASE_IMAGE") and env.base_image == default_base_image():
+        base_image = os.environ["DOK_BASE_IMAGE"]
+    mn, mx = getattr(args, "min_workers", None), getattr(args, "max_workers", None)
+    if mx is not None and mn is None and env.min_workers > mx:
+        mn = mx
+    if mn is not None and mx is None and mn > env.max_workers:
+        mx = mn
+    changes: dict[str, Any] = {"base_image": base_image, "registry_url": getattr(args, "registry", None),
+                               "namespace": getattr(args, "namespace", None), "min_workers": mn, "max_workers": mx}
+    changes = {k: v for k, v in changes.items() if v is not None}
     try:
-        return _replace_env(env, **changes)
-    except (ValueError, TypeError) as exc:
-        if isinstance(exc, UsageError):
-            raise
+        return dataclasses.replace(env, **changes) if changes else env
+    except EnvironmentConfigError as exc:
         raise UsageError(str(exc).splitlines()[0], hint="fix the option it names") from exc
 
 
-def warn_secret_env_vars(env: Any, err: TextIO) -> None:
+def warn_secret_env_vars(env: DaskOnKubernetesEnvironment, err: TextIO) -> None:
     """env_vars are baked into the image: warn for names that look like secrets (use --secret-env)."""
     from .manifests import looks_secret
 
-    for name in sorted(getattr(env, "env_vars", None) or {}):
+    for name in sorted(env.env_vars):
         if looks_secret(name):
             _say(err, f"warning: env var {name} looks like a secret but env_vars are stored in the image; "
                       f"pass it from a Kubernetes Secret instead: --secret-env {name}=SECRET:KEY "
@@ -177,16 +145,17 @@ def _make_runner_findable() -> None:
         dok.__path__.append(os.path.join(candidate, "dok"))  # the namespace package's search path
 
 
-def build_image(env: Any, loaded: LoadedFlow, args: argparse.Namespace, *, err: TextIO) -> Any:
+def build_image(env: DaskOnKubernetesEnvironment, loaded: LoadedFlow, args: argparse.Namespace, *,
+                err: TextIO) -> DaskOnKubernetesEnvironment:
     """`dok.builder.build(...)`; returns the built environment (its `.image` is the reference)."""
     import dok.builder
 
     _make_runner_findable()
 
-    push = args.push if args.push is not None else bool(getattr(env, "registry_url", None))
-    if push and not getattr(env, "registry_url", None):
+    push = args.push if args.push is not None else bool(env.registry_url)
+    if push and not env.registry_url:
         raise UsageError("--push needs a registry", hint="add --registry HOST:PORT (e.g. localhost:5000)")
-    _say(err, f"building the image for flow {getattr(loaded.flow, 'name', loaded.attr)!r}"
+    _say(err, f"building the image for flow {loaded.flow.name!r}"
               + (" (and pushing it)" if push else ""))
     started = time.monotonic()
     built = dok.builder.build(env, loaded.flow, push=push, ca_bundle=ca_bundle_of(args))
@@ -204,24 +173,25 @@ def cmd_build(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 
 # -- cluster -----------------------------------------------------------------------------------------
-def connect(args: argparse.Namespace) -> Any:
+def connect(args: argparse.Namespace) -> Kube:
+    from .handle import RunHandle
     from .kube import Kube
 
     return Kube.connect(kubeconfig=getattr(args, "kubeconfig", None))
 
 
-def namespace_of(args: argparse.Namespace, kube: Any, env: Any = None) -> str:
-    from .manifests import validate_namespace
+def namespace_of(args: argparse.Namespace, kube: Kube, env: DaskOnKubernetesEnvironment | None = None) -> str:
+    """-n, else the environment's namespace, else the kubeconfig context's: `launch.resolve_namespace`, the
+    one rule for `dok run` and for the commands that find a run by its identifier."""
+    from .launch import resolve_namespace
 
-    ns = getattr(args, "namespace", None) or getattr(env, "namespace", None) or kube.default_namespace
-    validate_namespace(ns)
-    return ns
+    return resolve_namespace(getattr(args, "namespace", None), env, kube)
 
 
-def _secret_env(items: list[str]) -> dict[str, Any]:
+def _secret_env(items: list[str]) -> dict[str, SecretRef]:
     from .manifests import SecretRef, validate_env_name
 
-    refs: dict[str, Any] = {}
+    refs: dict[str, SecretRef] = {}
     for item in items:
         name, sep, ref = item.partition("=")
         if not sep:
@@ -231,7 +201,7 @@ def _secret_env(items: list[str]) -> dict[str, Any]:
     return refs
 
 
-def check_local_inputs(env: Any, loaded: LoadedFlow, args: argparse.Namespace) -> None:
+def check_local_inputs(env: DaskOnKubernetesEnvironment, loaded: LoadedFlow, args: argparse.Namespace) -> None:
     """What can be checked without the cluster or docker: with --image, the reference; otherwise the build
     inputs (every `files` source exists, the flow pickles). Raises UsageError / core's BundleError (exit 2)."""
     from .manifests import validate_image_reference
@@ -239,7 +209,7 @@ def check_local_inputs(env: Any, loaded: LoadedFlow, args: argparse.Namespace) -
     if args.image:
         validate_image_reference(args.image)
         return  # the image holds its own bundle and files
-    for source in dict(getattr(env, "files", None) or {}):
+    for source in env.files:
         path = resolve_path(str(source))
         if not path.exists():
             raise UsageError(f"files: {str(source)!r} does not exist (resolved to {path})",
@@ -269,16 +239,16 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         _say(err, f"set up namespace {namespace}: " + ", ".join(done.created + done.updated))
     if args.image:
         env_image = args.image
-        flow_name = getattr(loaded.flow, "name", None)
+        flow_name = loaded.flow.name
     else:
         env = build_image(env, loaded, args, err=err)
         env_image = None
-        flow_name = getattr(env, "flow_name", None) or getattr(loaded.flow, "name", None)
+        flow_name = env.flow_name or loaded.flow.name
+    # The worker bounds and the namespace are in `env` already (make_env); the rest are run settings.
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
-                     image=env_image, min_workers=args.min_workers, max_workers=args.max_workers,
-                     active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
+                     image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out)
-    for warning in getattr(handle, "warnings", ()):
+    for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")
     if args.detach:
@@ -287,7 +257,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     return wait_attached(handle, args, out=out, err=err)
 
 
-def wait_attached(handle: Any, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     """Wait for the run in the foreground, print its State, then clean up (unless --keep).
     Ctrl-C cancels the run and cleans up; a second Ctrl-C leaves at once, naming what may remain."""
     try:
@@ -331,13 +301,13 @@ def wait_attached(handle: Any, args: argparse.Namespace, *, out: TextIO, err: Te
         return EXIT_INTERRUPTED
 
 
-def _leftover_message(handle: Any) -> str:
+def _leftover_message(handle: RunHandle) -> str:
     return (f"[dok] exiting now. These may remain in namespace {handle.namespace}: Job {handle.job_name} and "
             f"pods labelled dok.dev/identifier={handle.identifier}. Remove them with: "
             f"dok cleanup {handle.identifier} -n {handle.namespace}")
 
 
-def _attach(args: argparse.Namespace, *, out: TextIO) -> Any:
+def _attach(args: argparse.Namespace, *, out: TextIO) -> RunHandle:
     from .handle import RunHandle
     from .manifests import validate_identifier
 

@@ -7,32 +7,19 @@ unreachable, image pull failure, job pod deleted, …), 130 interrupted by Ctrl-
 
 from __future__ import annotations
 
+from dok.core.exceptions import EXIT_INFRA, EXIT_USAGE, DokError
+
 # Failed Kubernetes calls raise the shared seam's errors (one translation, in dok.kube), with these exit codes:
 # 2 for 401/403/404/409/400/422 and kubeconfig problems, 3 for an unreachable or failing API server. The two
 # the launcher also raises itself are re-exported under their launcher names.
 from dok.kube.exceptions import ApiUnavailable, ClusterUnreachable  # noqa: F401 - re-exported
 
-try:  # core's base class, when core provides it
-    from dok.core.exceptions import DokError as _Base
-except Exception:  # pragma: no cover - core not importable (should not happen under Bazel)
-    _Base = Exception
 
-EXIT_SUCCESS = 0
-EXIT_FLOW_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INFRA = 3
-EXIT_INTERRUPTED = 130
+class LauncherError(DokError):
+    """Base of every launcher error: a one-line message, an optional hint, and the CLI exit code (core's
+    `DokError`; the exit codes are core's `EXIT_*`)."""
 
-
-class LauncherError(_Base):
-    """Base of every launcher error: a one-line message, an optional hint, and the CLI exit code."""
-
-    exit_code: int = EXIT_USAGE
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
+    exit_code = EXIT_USAGE
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message

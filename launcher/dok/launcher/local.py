@@ -1,6 +1,8 @@
 """Local mode (`dok run FILE --local`): the flow on an in-process `distributed.LocalCluster` that adapts
-between `min_workers` and `max_workers`, with live progress (one line per finished task run), worker
-scaling lines, and the final State. The same `DaskExecutor` as on Kubernetes, just a local cluster.
+between the run's `min_workers` and `max_workers`, with live progress (one line per finished task run),
+worker scaling lines, and the final State. The same `DaskExecutor` as on Kubernetes, just a local cluster,
+sized and paced by the same `RunSpec` settings (workers, threads per worker, Adaptive's interval and target
+duration); threads (processes=False) by default: fast start, no pickling.
 """
 
 from __future__ import annotations
@@ -10,32 +12,15 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from .exceptions import UsageError
+from dok.core.runspec import RunSpec
+
 from .render import progress_line
 
-
-@dataclass(frozen=True, kw_only=True)
-class LocalOptions:
-    """How to size the local cluster. Threads (processes=False) by default: fast start, no pickling."""
-
-    min_workers: int = 1
-    max_workers: int = 2
-    threads_per_worker: int = 1
-    processes: bool = False
-    adapt_interval: str = "500ms"
-    target_duration: str = "1s"
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_workers, int) or self.max_workers < 1:
-            raise UsageError(f"--max-workers must be >= 1, got {self.max_workers!r}", hint="e.g. --max-workers 4")
-        if not isinstance(self.min_workers, int) or self.min_workers < 0:
-            raise UsageError(f"--min-workers must be >= 0, got {self.min_workers!r}", hint="e.g. --min-workers 1")
-        if self.min_workers > self.max_workers:
-            raise UsageError(f"--min-workers ({self.min_workers}) exceeds --max-workers ({self.max_workers})",
-                             hint="raise --max-workers or lower --min-workers")
+if TYPE_CHECKING:
+    from dok.core.flow import Flow
+    from dok.core.states import State
 
 
 def default_max_workers() -> int:
@@ -76,30 +61,40 @@ class _ScaleWatcher(threading.Thread):
                 last = n
 
 
-def run_local(flow: Any, *, parameters: Mapping[str, Any] | None = None, options: LocalOptions | None = None,
-              out: TextIO | None = None, on_task_state: Callable[[str, Any], None] | None = None,
-              debug: bool = False) -> Any:
-    """Run `flow` on an adaptive LocalCluster and return its State."""
+def local_spec(*, min_workers: int | None, max_workers: int | None, env_max_workers: int | None = None) -> RunSpec:
+    """The local run's worker range: the given bounds, else at least the environment's max_workers and up to
+    the machine's cores (at most 4), starting from one worker."""
+    if max_workers is None:
+        max_workers = max(env_max_workers or 0, default_max_workers())
+        if min_workers is not None:
+            max_workers = max(max_workers, min_workers)
+    return RunSpec(min_workers=min(1, max_workers) if min_workers is None else min_workers, max_workers=max_workers)
+
+
+def run_local(flow: Flow, *, parameters: Mapping[str, Any] | None = None, spec: RunSpec | None = None,
+              processes: bool = False, out: TextIO | None = None,
+              on_task_state: Callable[[str, State], None] | None = None, debug: bool = False) -> State:
+    """Run `flow` on an adaptive LocalCluster sized by `spec` and return its State."""
     import dask
     from distributed import Client, LocalCluster
 
     from dok.core import DaskExecutor
     from dok.core.adaptive import DokAdaptive
 
-    options = options or LocalOptions()
+    spec = spec or RunSpec(min_workers=1, max_workers=2)
     out = out or sys.stdout
     level = logging.WARNING if debug else logging.CRITICAL  # task errors are reported by dok itself
     # Scale up as soon as ~1 s of work waits (distributed's default, 5 s, is lazy for local runs).
-    with dask.config.set({"distributed.adaptive.target-duration": options.target_duration}):
-        cluster = LocalCluster(n_workers=options.min_workers, threads_per_worker=options.threads_per_worker,
-                               processes=options.processes, dashboard_address=":0", silence_logs=level)
+    with dask.config.set({"distributed.adaptive.target-duration": f"{spec.adapt_target_duration}s"}):
+        cluster = LocalCluster(n_workers=spec.min_workers, threads_per_worker=spec.worker_nthreads or 1,
+                               processes=processes, dashboard_address=":0", silence_logs=level)
         watcher: _ScaleWatcher | None = None
         try:
-            cluster.adapt(Adaptive=DokAdaptive, minimum=options.min_workers, maximum=options.max_workers,
-                          interval=options.adapt_interval, wait_count=3)
+            cluster.adapt(Adaptive=DokAdaptive, minimum=spec.min_workers, maximum=spec.max_workers,
+                          interval=f"{spec.adapt_interval}s", wait_count=3)
             with Client(cluster) as client:
-                print(f"[dok] local cluster {cluster.scheduler_address}: {options.min_workers}.."
-                      f"{options.max_workers} workers ({'processes' if options.processes else 'threads'})",
+                print(f"[dok] local cluster {cluster.scheduler_address}: {spec.min_workers}.."
+                      f"{spec.max_workers} workers ({'processes' if processes else 'threads'})",
                       file=out, flush=True)
                 watcher = _ScaleWatcher(cluster, out)
                 watcher.start()

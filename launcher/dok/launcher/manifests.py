@@ -13,24 +13,23 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from dok.core import labels as core_labels
-from dok.core.podsecurity import (RUN_AS_USER, restricted_container_security_context,  # noqa: F401
-                                     restricted_pod_security_context)
-from dok.core.environment import looks_secret, split_secret_ref  # noqa: F401  (looks_secret: the CLI warns with it)
+from dok.core.names import (BUNDLE_PATH, DASHBOARD_PORT, DNS_LABEL_HINT, ENV_NAME_HINT, IMAGE_REFERENCE_HINT,
+                            RUNNER_MODULE, SCHEDULER_PORT, InvalidName, is_dns_label, is_env_name, is_image_reference,
+                            is_label_value, looks_secret, split_secret_ref)
+from dok.core.podsecurity import restricted_container_security_context, restricted_pod_security_context
+from dok.core.runspec import POD_FIELD_ENV, RUNNER_SERVICE_ACCOUNT, RunSpec
 
-from .exceptions import UsageError
+from .exceptions import ConfigError, UsageError
 
-RUNNER_NAME = "dok-runner"  # ServiceAccount, Role and RoleBinding share it
-BUNDLE_PATH = "/opt/dok/flow.dokflow"
-# The runner module, spelled so the layering check does not read it as an import of the runner package.
-RUNNER_MODULE = ".".join(("dok", "runner"))
+__all__ = ["BUNDLE_PATH", "IMAGE_REFERENCE_HINT", "SCHEDULER_PORT", "looks_secret"]  # re-exported names of core
+
+RUNNER_NAME = RUNNER_SERVICE_ACCOUNT  # ServiceAccount, Role and RoleBinding share it
 RUNNER_COMMAND = ("python", "-m", RUNNER_MODULE, BUNDLE_PATH)
 CONTAINER_NAME = "runner"
-SCHEDULER_PORT = 8786
-DASHBOARD_PORT = 8787
 
 # What the runner does with the API, and nothing else (see runner: worker pods, their logs, their events).
 RUNNER_RULES: tuple[dict[str, Any], ...] = (
@@ -40,26 +39,11 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
 )
 
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
-_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-
-# An image reference, per the distribution reference grammar: [HOST[:PORT]/]NAME[:TAG][@DIGEST].
-_DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_DOMAIN = rf"(?:{_DOMAIN_PART}(?:\.{_DOMAIN_PART})*|\[[0-9a-fA-F:]+\])(?::[0-9]+)?"
-_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_IMAGE_REFERENCE = re.compile(
-    rf"^(?P<name>(?:{_DOMAIN}/)?{_PATH_PART}(?:/{_PATH_PART})*)"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
-    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?$")
-IMAGE_REFERENCE_HINT = ("an image reference looks like registry:5000/name:tag (or name:tag, or name@sha256:<digest>): "
-                        "the name is lowercase letters, digits and '.', '_', '-' separated by '/'; the tag is "
-                        "[A-Za-z0-9_.-], at most 128 characters, not starting with '.' or '-'")
 
 
 @dataclass(frozen=True, kw_only=True)
 class SecretRef:
-    """An environment variable taken from a Kubernetes Secret: `name` = Secret name, `key` = data key."""
+    """An environment variable taken from a Kubernetes Secret: `secret` = Secret name, `key` = data key."""
 
     secret: str
     key: str
@@ -73,99 +57,37 @@ class SecretRef:
     def validate(self) -> None:
         _split_secret_ref((self.secret, self.key))
 
-    def to_dict(self) -> dict[str, str]:
-        return {"secret": self.secret, "key": self.key}
+    def __str__(self) -> str:
+        return f"{self.secret}:{self.key}"
 
 
 def _split_secret_ref(ref: str | tuple[str, str]) -> tuple[str, str]:
-    """core's check of a secret reference, its ValueError(message, hint) as a UsageError."""
+    """core's check of a secret reference, as a UsageError."""
     try:
         return split_secret_ref(ref)
-    except ValueError as exc:
-        message, hint = exc.args
-        raise UsageError(message, hint=hint) from None
-
-
-@dataclass(frozen=True, kw_only=True)
-class JobSpec:
-    """Everything the Job manifest depends on. Validated on construction (bad values → UsageError)."""
-
-    identifier: str
-    flow_name: str
-    namespace: str
-    image: str
-    min_workers: int = 0
-    max_workers: int = 1
-    parameters: Mapping[str, Any] = field(default_factory=dict)
-    worker_start_timeout: float = 120.0
-    worker_resources: Mapping[str, Any] | None = None
-    resources: Mapping[str, Any] | None = None
-    active_deadline_seconds: int | None = None
-    ttl_seconds_after_finished: int | None = None
-    image_pull_secrets: Sequence[str] = ()
-    service_account_name: str = RUNNER_NAME
-    node_selector: Mapping[str, str] | None = None
-    tolerations: Sequence[Mapping[str, Any]] = ()
-    secret_env: Mapping[str, SecretRef] = field(default_factory=dict)
-    image_pull_policy: str = "IfNotPresent"
-    termination_grace_period_seconds: int = 30
-
-    def __post_init__(self) -> None:
-        validate_namespace(self.namespace)
-        validate_image_reference(self.image)
-        if not isinstance(self.max_workers, int) or self.max_workers < 1:
-            raise UsageError(f"max_workers must be an integer >= 1, got {self.max_workers!r}",
-                             hint="e.g. --max-workers 4")
-        if not isinstance(self.min_workers, int) or self.min_workers < 0:
-            raise UsageError(f"min_workers must be an integer >= 0, got {self.min_workers!r}",
-                             hint="e.g. --min-workers 0")
-        if self.min_workers > self.max_workers:
-            raise UsageError(f"min_workers ({self.min_workers}) exceeds max_workers ({self.max_workers})",
-                             hint="raise --max-workers or lower --min-workers")
-        for name, value in (("active_deadline_seconds", self.active_deadline_seconds),
-                            ("ttl_seconds_after_finished", self.ttl_seconds_after_finished)):
-            if value is not None and (not isinstance(value, int) or value < (1 if name.startswith("a") else 0)):
-                raise UsageError(f"{name} must be a positive integer, got {value!r}")
-        if not self.worker_start_timeout or self.worker_start_timeout <= 0:
-            raise UsageError(f"worker_start_timeout must be > 0 seconds, got {self.worker_start_timeout!r}")
-        if self.image_pull_policy not in ("Always", "IfNotPresent", "Never"):
-            raise UsageError(f"invalid image pull policy {self.image_pull_policy!r}",
-                             hint="one of Always, IfNotPresent, Never")
-        for name in self.secret_env:
-            validate_env_name(name)
-        try:
-            json.dumps(dict(self.parameters))
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"parameters are not JSON-serialisable: {exc}",
-                             hint="pass numbers, strings, lists and dicts") from None
-
-    @property
-    def job_name(self) -> str:
-        return job_name(self.flow_name, self.identifier)
+    except InvalidName as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
 
 
 def validate_namespace(namespace: str) -> None:
-    if not isinstance(namespace, str) or len(namespace) > 63 or not _DNS1123_LABEL.match(namespace):
-        raise UsageError(f"invalid namespace {namespace!r}",
-                         hint="lowercase letters, digits and '-', at most 63 characters")
+    if not is_dns_label(namespace):
+        raise UsageError(f"invalid namespace {namespace!r}", hint=DNS_LABEL_HINT)
 
 
 def validate_env_name(name: str) -> None:
-    if not _ENV_NAME.match(name):
-        raise UsageError(f"invalid environment variable name {name!r}",
-                         hint="letters, digits and '_', not starting with a digit")
+    if not is_env_name(name):
+        raise UsageError(f"invalid environment variable name {name!r}", hint=ENV_NAME_HINT)
 
 
 def validate_image_reference(image: str) -> None:
     """`registry:5000/name:tag`, `name:tag`, `name@sha256:…` (the grammar docker and the kubelet accept)."""
-    match = _IMAGE_REFERENCE.match(image) if isinstance(image, str) else None
-    if not image or match is None or len(match.group("name")) > 255:
+    if not image or not is_image_reference(image):
         raise UsageError(f"invalid image reference {image!r}", hint=IMAGE_REFERENCE_HINT)
 
 
 def validate_identifier(identifier: str) -> None:
     """A run identifier is a label value (`dok run` makes it a UUID): refuse others before asking the cluster."""
-    if not isinstance(identifier, str) or len(identifier) > 63 or not _LABEL_VALUE.match(identifier):
+    if not is_label_value(identifier):
         raise UsageError(f"invalid run identifier {identifier!r}",
                          hint="a run identifier is the UUID `dok run` printed (see `dok list`), e.g. "
                               "0f8fad5b-d9cb-469f-a165-70867728950e: at most 63 letters, digits, '-', '_' "
@@ -199,38 +121,25 @@ def _field_env(name: str, path: str) -> dict[str, Any]:
     return {"name": name, "valueFrom": {"fieldRef": {"apiVersion": "v1", "fieldPath": path}}}
 
 
-def job_env(spec: JobSpec) -> list[dict[str, Any]]:
-    """The job pod's environment, per DEVELOPERS.md "Job pod environment" (plus secret refs)."""
-    env: list[dict[str, Any]] = [
-        {"name": "DOK_IDENTIFIER", "value": spec.identifier},
-        {"name": "DOK_FLOW_NAME", "value": spec.flow_name},
-        {"name": "DOK_IMAGE", "value": spec.image},
-        {"name": "DOK_MIN_WORKERS", "value": str(spec.min_workers)},
-        {"name": "DOK_MAX_WORKERS", "value": str(spec.max_workers)},
-        {"name": "DOK_PARAMETERS", "value": json.dumps(dict(spec.parameters), sort_keys=True)},
-        {"name": "DOK_WORKER_START_TIMEOUT", "value": _num(spec.worker_start_timeout)},
-        {"name": "DOK_WORKER_RESOURCES", "value": json.dumps(dict(spec.worker_resources or {}), sort_keys=True)},
-        {"name": "DOK_IMAGE_PULL_POLICY", "value": spec.image_pull_policy},
-        {"name": "DOK_SECRET_ENV",
-         "value": json.dumps({k: v.to_dict() for k, v in sorted(spec.secret_env.items())}, sort_keys=True)},
-        _field_env("DOK_NAMESPACE", "metadata.namespace"),
-        _field_env("DOK_POD_NAME", "metadata.name"),
-        _field_env("DOK_POD_UID", "metadata.uid"),
-        _field_env("DOK_POD_IP", "status.podIP"),
-    ]
-    if spec.image_pull_secrets:
-        env.append({"name": "DOK_IMAGE_PULL_SECRETS", "value": json.dumps(list(spec.image_pull_secrets))})
-    for name, ref in sorted(spec.secret_env.items()):
-        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": ref.secret, "key": ref.key}}})
+def job_env(spec: RunSpec) -> list[dict[str, Any]]:
+    """The job pod's environment: the run's settings (`spec.to_env()`), the pod's own name, UID and IP (the
+    downward API, `POD_FIELD_ENV`) and the user's Secret references (`secretKeyRef`s, never values)."""
+    env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in spec.to_env().items()]
+    env += [_field_env(name, path) for name, path in POD_FIELD_ENV.items()]
+    for name, (secret, key) in spec.secret_refs.items():
+        env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
     return env
 
 
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
+def job_name_of(spec: RunSpec) -> str:
+    return job_name(spec.flow_name, spec.identifier)
 
 
-def job_manifest(spec: JobSpec) -> dict[str, Any]:
-    """The batch/v1 Job for one run."""
+def job_manifest(spec: RunSpec) -> dict[str, Any]:
+    """The batch/v1 Job for one run (its namespace resolved, its image built)."""
+    if spec.namespace is None or spec.image is None:
+        raise ConfigError("a run needs a namespace and an image before its Job can be written",
+                          hint="the launcher resolves the namespace when it connects; build the image first")
     labels = run_labels(spec.identifier, spec.flow_name, "job")
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
@@ -276,7 +185,7 @@ def job_manifest(spec: JobSpec) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": spec.job_name, "namespace": spec.namespace, "labels": dict(labels),
+        "metadata": {"name": job_name_of(spec), "namespace": spec.namespace, "labels": dict(labels),
                      "annotations": {PARAMETERS_ANNOTATION: json.dumps(dict(spec.parameters), sort_keys=True)}},
         "spec": job_spec,
     }

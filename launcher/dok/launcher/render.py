@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_SUCCESS
+
 _MARKS = {"success": "ok", "failed": "FAILED", "timed_out": "TIMED OUT", "skipped": "skipped",
           "cancelled": "cancelled", "pending": "pending", "running": "running"}
 MAX_RESULT_CHARS = 2000
@@ -109,4 +111,4 @@ def summary(state: Any, *, flow_name: str | None = None, verbose: bool = False, 
 def exit_code_for(state: Any) -> int:
     """0 for Success, 1 for any other final State of the flow."""
     ok = getattr(state, "is_successful", None)
-    return 0 if (ok() if callable(ok) else kind_of(state) == "success") else 1
+    return EXIT_SUCCESS if (ok() if callable(ok) else kind_of(state) == "success") else EXIT_FLOW_FAILED

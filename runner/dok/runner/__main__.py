@@ -6,16 +6,17 @@ import logging
 import os
 import sys
 
+from dok.core.exceptions import EXIT_INFRA, EXIT_SUCCESS
 from dok.runner.run import DEFAULT_BUNDLE_PATH, execute
 
-USAGE = "usage: python -m dok.runner [/opt/dok/flow.dokflow]"
+USAGE = f"usage: python -m dok.runner [{DEFAULT_BUNDLE_PATH}]"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if any(a in ("-h", "--help") for a in args) or len(args) > 1:
         print(USAGE, file=sys.stderr)
-        return 0 if args and args[0] in ("-h", "--help") else 3
+        return EXIT_SUCCESS if args and args[0] in ("-h", "--help") else EXIT_INFRA
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("distributed").setLevel(logging.WARNING)
     outcome = execute(None, args[0] if args else DEFAULT_BUNDLE_PATH)

@@ -117,8 +117,8 @@ class PodWorkerBackend:
         return worker_pod_manifest(
             name=name, namespace=c.namespace, image=c.image, scheduler_address=scheduler_address,
             identifier=c.identifier, flow_name=c.flow_name, template=self.template, nthreads=c.nthreads,
-            death_timeout=c.worker_death_timeout, resources=c.worker_resources,
-            image_pull_policy=c.image_pull_policy)
+            death_timeout=c.spec.worker_death_timeout, resources=c.spec.worker_resources,
+            image_pull_policy=c.spec.image_pull_policy)
 
     async def create(self, name: str, scheduler_address: str) -> None:
         if self.template is None:

@@ -24,6 +24,7 @@ from distributed import Scheduler
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 
+from dok.core.names import SCHEDULER_PORT
 from dok.runner.health import Fatal, HealthPolicy, Replace
 from dok.runner.monitor import JoinTracker, RunMonitor
 
@@ -72,7 +73,7 @@ class DokCluster(SpecCluster):
     `contact_address` to workers (the job pod's IP)."""
 
     def __init__(self, *, backend: WorkerBackend, monitor: RunMonitor, policy: HealthPolicy,
-                 contact_address: str, host: str = "0.0.0.0", port: int = 8786, watch_interval: float = 1.0,
+                 contact_address: str, host: str = "0.0.0.0", port: int = SCHEDULER_PORT, watch_interval: float = 1.0,
                  worker_nthreads: int = 1, asynchronous: bool = False) -> None:
         self.backend = backend
         self.worker_nthreads = worker_nthreads

@@ -10,34 +10,16 @@ pods that cannot start).
 
 from __future__ import annotations
 
-try:  # core's base class, when core provides it
-    from dok.core.exceptions import DokError as _Base
-except Exception:  # pragma: no cover - only while core is being written
-    _Base = Exception
-
+from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, DokError
 from dok.kube.exceptions import ApiUnavailable, Conflict, Forbidden, NotFound  # noqa: F401 - re-exported
 from dok.kube.exceptions import KubeError as KubernetesError  # noqa: F401 - re-exported
 
-EXIT_SUCCESS = 0
-EXIT_FLOW_FAILED = 1
-EXIT_INFRA = 3
 
+class RunnerError(DokError):
+    """Base of every runner error: core's `DokError` (`message`, optional `hint`, optional `detail`: supporting
+    text on the following lines such as Kubernetes events or the tail of a log), exit code 3 by default."""
 
-class RunnerError(_Base):
-    """Base of every runner error: `message` (what is wrong), optional `hint` (what to do), optional `detail`
-    (supporting text on the following lines: Kubernetes events, the tail of a log)."""
-
-    exit_code: int = EXIT_INFRA
-
-    def __init__(self, message: str, *, hint: str | None = None, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.detail = detail
-
-    def __str__(self) -> str:
-        text = f"{self.message} (hint: {self.hint})" if self.hint else self.message
-        return f"{text}\n{self.detail}" if self.detail else text
+    exit_code = EXIT_INFRA
 
 
 class ConfigError(RunnerError):

@@ -28,13 +28,18 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dok.runner.config import DEFAULT_TERMINATION_LOG, RunnerConfig
-from dok.runner.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS, ConfigError, RunnerError
+from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS
+from dok.core.names import BUNDLE_PATH
+from dok.runner.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, RunnerConfig
+from dok.runner.exceptions import ConfigError, RunnerError
 from dok.runner.monitor import RunMonitor
 
-DEFAULT_BUNDLE_PATH = "/opt/dok/flow.dokflow"
+if TYPE_CHECKING:
+    from dok.core.environment import DaskOnKubernetesEnvironment
+
+DEFAULT_BUNDLE_PATH = BUNDLE_PATH
 CLOSE_TIMEOUT = 30.0
 
 
@@ -45,30 +50,31 @@ class RunOutcome:
     identifier: str | None = None
 
 
-def run(env: Any = None, path: str = DEFAULT_BUNDLE_PATH, **overrides: Any) -> Any:
+def run(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_BUNDLE_PATH, **overrides: Any) -> Any:
     """Run the flow bundled at `path` on a Dask cluster of worker pods and return its State."""
     return execute(env, path, **overrides).state
 
 
-def execute(env: Any = None, path: str = DEFAULT_BUNDLE_PATH, *, environ: Mapping[str, str] | None = None,
+def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_BUNDLE_PATH, *, environ: Mapping[str, str] | None = None,
             backend_factory: Callable[[RunnerConfig], Any] | None = None, install_signal_handlers: bool = True,
             monitor: RunMonitor | None = None, **overrides: Any) -> RunOutcome:
     """The whole run (see the module docstring). `backend_factory(config)` replaces the pod backend (tests);
     `overrides` are RunnerConfig fields that win over the environment."""
     environ = os.environ if environ is None else environ
     monitor = monitor or RunMonitor()
-    termination_log = overrides.get("termination_log") or environ.get("DOK_TERMINATION_LOG") or DEFAULT_TERMINATION_LOG
+    termination_log = overrides.get("termination_log") or environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG
     try:
         config = RunnerConfig.resolve(environ, defaults=_env_defaults(env), **overrides)
         flow = _load_flow(path, config)
-        parameters = dict(config.parameters)
+        parameters = dict(config.spec.parameters)
         flow.resolve_parameters(parameters)
     except Exception as exc:  # noqa: BLE001 - every failure before the cluster exists is reported the same way
         monitor.say(f"cannot start the run: {exc}")
         outcome = RunOutcome(state=_failed(f"infrastructure error: {exc}"), exit_code=EXIT_INFRA)
         _write_termination_log(termination_log, outcome.state, monitor)
         return outcome
-    monitor.say(f"run {config.identifier}: flow {flow.name!r}, workers {config.min_workers}..{config.max_workers}, "
+    monitor.say(f"run {config.identifier}: flow {flow.name!r}, workers {config.spec.min_workers}.."
+                f"{config.spec.max_workers}, "
                 f"image {config.image}, scheduler {config.scheduler_address}")
     session = _Session(config=config, flow=flow, parameters=parameters, monitor=monitor,
                        backend_factory=backend_factory)
@@ -141,19 +147,19 @@ class _Session:
         from dok.runner.cluster import DokCluster
         from dok.runner.health import HealthPolicy
 
-        c = self.config
-        policy = HealthPolicy(start_timeout=c.worker_start_timeout, failure_budget=c.worker_failure_budget,
+        c, s = self.config, self.config.spec
+        policy = HealthPolicy(start_timeout=s.worker_start_timeout, failure_budget=c.worker_failure_budget,
                               scheduler_address=c.scheduler_address)
         cluster = DokCluster(backend=backend, monitor=self.monitor, policy=policy,
-                             contact_address=c.scheduler_address, host=c.scheduler_host, port=c.scheduler_port,
-                             watch_interval=c.watch_interval, worker_nthreads=c.nthreads)
+                             contact_address=c.scheduler_address, host=c.scheduler_host, port=s.scheduler_port,
+                             watch_interval=s.watch_interval, worker_nthreads=c.nthreads)
         # The flow is about to submit work: ask for the first worker now rather than on Adaptive's first tick
         # (Adaptive takes over at once and retires it after `wait_count` idle checks if it is not needed).
-        cluster.scale(max(1, c.min_workers))
-        cluster.adapt(minimum=c.min_workers, maximum=c.max_workers, interval=f"{c.adapt_interval}s",
-                      wait_count=c.adapt_wait_count, target_duration=f"{c.adapt_target_duration}s")
-        self.monitor.say(f"scheduler listening on {c.scheduler_host}:{c.scheduler_port}; adaptive scaling "
-                         f"between {c.min_workers} and {c.max_workers} {backend.description} worker(s)")
+        cluster.scale(max(1, s.min_workers))
+        cluster.adapt(minimum=s.min_workers, maximum=s.max_workers, interval=f"{s.adapt_interval}s",
+                      wait_count=s.adapt_wait_count, target_duration=f"{s.adapt_target_duration}s")
+        self.monitor.say(f"scheduler listening on {c.scheduler_host}:{s.scheduler_port}; adaptive scaling "
+                         f"between {s.min_workers} and {s.max_workers} {backend.description} worker(s)")
         return cluster
 
     def _client(self, cluster: Any) -> Any:
@@ -244,16 +250,11 @@ def _worth_printing(n: int) -> bool:
     return n <= 100 or (n <= 1000 and n % 10 == 0) or n % 100 == 0
 
 
-def _env_defaults(env: Any) -> dict[str, Any]:
-    """Settings a DaskOnKubernetesEnvironment carries (below DOK_* variables in priority)."""
+def _env_defaults(env: DaskOnKubernetesEnvironment | None) -> dict[str, Any]:
+    """The worker bounds a DaskOnKubernetesEnvironment carries (below DOK_* variables in priority)."""
     if env is None:
         return {}
-    out = {}
-    for name in ("min_workers", "max_workers", "worker_start_timeout", "worker_death_timeout"):
-        value = getattr(env, name, None)
-        if value is not None:
-            out[name] = value
-    return out
+    return {"min_workers": env.min_workers, "max_workers": env.max_workers}
 
 
 def _load_flow(path: str, config: RunnerConfig) -> Any:

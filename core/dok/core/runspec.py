@@ -1,0 +1,408 @@
+"""`RunSpec`: every setting of one run, in one frozen value, validated once.
+
+    spec = RunSpec(identifier=new_identifier(), flow_name="fanout", image="localhost:5000/fanout:abc",
+                   min_workers=0, max_workers=4, parameters={"n": 10})
+    spec.to_env()                   # {"DOK_IDENTIFIER": ..., "DOK_MAX_WORKERS": "4", ...}: the job pod's env
+    RunSpec.from_env(os.environ)    # the same RunSpec again, inside the job pod
+    RunSpec.from_dict(json.loads(json.dumps(spec.to_dict())))   # JSON round trip
+
+The launcher builds the Job manifest from it, the runner (inside the job pod) its configuration and local
+mode (`dok run --local`) its local cluster; nobody else validates a run setting. The environment
+(`DaskOnKubernetesEnvironment`) checks the run settings it carries with the same rules (`check_setting`).
+
+Each setting is a dataclass field declared with `setting(...)`: its default, its kind (how it is written to
+and read from the job pod environment: `str`, `int`, `float` seconds, `json`), whether it travels in the job
+pod environment (`env=True`, as `DOK_<NAME>`) or only in the Job manifest the launcher writes (`env=False`:
+deadlines, TTL, Secret references, pull secrets, …), and the simple rule it obeys (a minimum, a set of
+choices). Adding a run setting = one `setting(...)` line here, the code that uses it, and its tests: the pod
+environment, the JSON round trip, validation and DEVELOPERS.md's variable list follow from the declaration.
+
+A bad value raises `RunSettingError` (an `EnvironmentConfigError`, exit code 2) naming the setting, the
+value and what is allowed; `from_env` names the environment variable instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .exceptions import EnvironmentConfigError
+from .labels import new_identifier
+from .names import (IMAGE_REFERENCE_HINT, RESERVED_ENV_PREFIX, SCHEDULER_PORT,
+                    InvalidName, is_dns_label, is_dns_subdomain, is_env_name, is_image_reference, is_label_value,
+                    split_secret_ref)
+
+__all__ = [
+    "DEFAULT_TTL_SECONDS_AFTER_FINISHED",
+    "DEFAULT_WORKER_START_TIMEOUT",
+    "ENV_PREFIX",
+    "POD_FIELD_ENV",
+    "RunSettingError",
+    "RunSpec",
+    "RUNNER_SERVICE_ACCOUNT",
+    "check_setting",
+    "env_var",
+    "normalize_secret_env",
+]
+
+ENV_PREFIX = RESERVED_ENV_PREFIX
+DEFAULT_WORKER_START_TIMEOUT = 120.0
+DEFAULT_WORKER_DEATH_TIMEOUT = 60.0
+# A finished Job (and its pod) is deleted this long after it ends, even when no `dok` is around to clean up
+# (e.g. `dok run` was killed, or --detach): the TTL controller's job (Kubernetes >= 1.21, or the gate).
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = 3600
+RUNNER_SERVICE_ACCOUNT = "dok-runner"  # the job pod's ServiceAccount (and its Role and RoleBinding)
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+
+# Facts about the job pod itself, set by the launcher from the downward API (not settings of the run).
+POD_FIELD_ENV: dict[str, str] = {
+    "DOK_POD_NAME": "metadata.name",
+    "DOK_POD_UID": "metadata.uid",
+    "DOK_POD_IP": "status.podIP",
+}
+
+Kind = Literal["str", "int", "float", "json"]
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$")
+_SECRET_ENV_RULE = ("each value must be 'SECRET:KEY': a Kubernetes Secret name (lowercase letters, digits, "
+                    "'-', '.') and one of its keys (letters, digits, '-', '_', '.'), e.g. 'db-creds:password'")
+
+
+class RunSettingError(EnvironmentConfigError):
+    """A run setting has a value that is not allowed: `setting`, `value` and `problem` (what is allowed)."""
+
+    def __init__(self, setting: str, value: Any, problem: str, *, hint: str | None = None,
+                 label: str | None = None) -> None:
+        super().__init__(f"{label or setting}={value!r}: {problem}", hint=hint)
+        self.setting = setting
+        self.value = value
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class _Rule:
+    kind: Kind
+    env: bool
+    minimum: float | None = None      # ints: the smallest allowed value; floats: must be > 0 when set
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False            # None allowed
+
+
+def setting(default: Any = dataclasses.MISSING, *, kind: Kind, env: bool = True, minimum: float | None = None,
+            maximum: float | None = None, choices: tuple[str, ...] = (), optional: bool = False,
+            default_factory: Any = dataclasses.MISSING) -> Any:
+    """Declare a RunSpec field (see the module docstring)."""
+    rule = _Rule(kind=kind, env=env, minimum=minimum, maximum=maximum, choices=choices, optional=optional)
+    if default_factory is not dataclasses.MISSING:
+        return field(default_factory=default_factory, metadata={"dok": rule})
+    return field(default=default, metadata={"dok": rule})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Every setting of one run (see the module docstring). `namespace=None`: the kubeconfig context's."""
+
+    # -- what runs, where (job pod environment) ----------------------------------------------------------
+    identifier: str = setting(kind="str", default_factory=new_identifier)
+    flow_name: str = setting("flow", kind="str")
+    image: str | None = setting(None, kind="str", optional=True)  # the job and worker image
+    namespace: str | None = setting(None, kind="str", optional=True)
+    parameters: Mapping[str, Any] = setting(kind="json", default_factory=dict)
+    # -- workers (job pod environment: the runner's cluster) -----------------------------------------------
+    min_workers: int = setting(0, kind="int", minimum=0)
+    max_workers: int = setting(1, kind="int", minimum=1)
+    worker_start_timeout: float = setting(DEFAULT_WORKER_START_TIMEOUT, kind="float", minimum=0)
+    worker_death_timeout: float = setting(DEFAULT_WORKER_DEATH_TIMEOUT, kind="float", minimum=0)
+    worker_resources: Mapping[str, Mapping[str, str]] | None = setting(None, kind="json", optional=True)
+    worker_nthreads: int | None = setting(None, kind="int", minimum=1, optional=True)
+    max_worker_failures: int | None = setting(None, kind="int", minimum=0, optional=True)
+    image_pull_policy: str = setting("IfNotPresent", kind="str", choices=PULL_POLICIES)
+    scheduler_port: int = setting(SCHEDULER_PORT, kind="int", minimum=1, maximum=65535)
+    adapt_interval: float = setting(0.5, kind="float", minimum=0)   # Adaptive's period (s)
+    adapt_wait_count: int = setting(4, kind="int", minimum=1)       # idle checks before a worker is retired
+    adapt_target_duration: float = setting(1.0, kind="float", minimum=0)  # how long pending work should take
+    watch_interval: float = setting(1.0, kind="float", minimum=0)   # worker pod poll period (s)
+    # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
+    resources: Mapping[str, Mapping[str, str]] | None = setting(None, kind="json", env=False, optional=True)
+    secret_env: Mapping[str, str] = setting(kind="json", env=False, default_factory=dict)
+    image_pull_secrets: tuple[str, ...] = setting((), kind="json", env=False)
+    active_deadline_seconds: int | None = setting(None, kind="int", env=False, minimum=1, optional=True)
+    ttl_seconds_after_finished: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_FINISHED, kind="int", env=False,
+                                                     minimum=0, optional=True)
+    service_account_name: str = setting(RUNNER_SERVICE_ACCOUNT, kind="str", env=False)
+    node_selector: Mapping[str, str] | None = setting(None, kind="json", env=False, optional=True)
+    tolerations: tuple[Mapping[str, Any], ...] = setting((), kind="json", env=False)
+    termination_grace_period_seconds: int = setting(30, kind="int", env=False, minimum=0)
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = check_setting(f.name, getattr(self, f.name))
+            object.__setattr__(self, f.name, value)
+        check_worker_range(self.min_workers, self.max_workers)
+
+    # -- derived -----------------------------------------------------------------------------------------
+    @property
+    def secret_refs(self) -> dict[str, tuple[str, str]]:
+        """NAME -> (Secret name, key), sorted by NAME."""
+        return {name: split_secret_ref(ref) for name, ref in sorted(self.secret_env.items())}
+
+    def replace(self, **changes: Any) -> RunSpec:
+        """A copy with some settings changed (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- the job pod environment ---------------------------------------------------------------------------
+    def to_env(self) -> dict[str, str]:
+        """The DOK_* variables of the job pod (settings with `env=True`; unset optional ones are left out)."""
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self):
+            rule: _Rule = f.metadata["dok"]
+            value = getattr(self, f.name)
+            if rule.env and value is not None:
+                out[env_var(f.name)] = _format(rule.kind, value)
+        return out
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, defaults: Mapping[str, Any] | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> RunSpec:
+        """The RunSpec the job pod environment describes: `overrides` > `environ` (DOK_*) > `defaults` > the
+        declared defaults (None values in `overrides`/`defaults` count as unset). Errors name the variable."""
+        values = {k: v for k, v in (defaults or {}).items() if v is not None}
+        from_environ: dict[str, str] = {}
+        for name, rule in _rules().items():
+            raw = environ.get(env_var(name))
+            if rule.env and raw is not None and raw.strip() != "":
+                from_environ[name] = raw
+                values[name] = _parse(name, rule.kind, raw.strip())
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        values.update(given)
+        unknown = sorted(set(values) - set(_rules()))
+        if unknown:
+            raise EnvironmentConfigError(f"unknown run setting(s): {', '.join(unknown)}")
+        try:
+            return cls(**values)
+        except RunSettingError as exc:
+            if exc.setting in from_environ and exc.setting not in given:
+                raise RunSettingError(exc.setting, exc.value, exc.problem, hint=exc.hint,
+                                      label=env_var(exc.setting)) from None
+            raise
+
+    # -- JSON ----------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of every setting (`from_dict` inverts it)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = _jsonable(value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
+        if not isinstance(data, Mapping):
+            raise EnvironmentConfigError(f"run settings must be a dict, got {type(data).__name__}")
+        unknown = sorted(set(data) - set(_rules()))
+        if unknown:
+            raise EnvironmentConfigError(f"unknown run setting(s): {', '.join(unknown)}")
+        return cls(**dict(data))
+
+
+# -- the rules ---------------------------------------------------------------------------------------------------
+def _rules() -> dict[str, _Rule]:
+    return {f.name: f.metadata["dok"] for f in dataclasses.fields(RunSpec)}
+
+
+def env_var(name: str) -> str:
+    """The job pod variable of a setting: DOK_<NAME>."""
+    return ENV_PREFIX + name.upper()
+
+
+def check_worker_range(min_workers: int, max_workers: int) -> None:
+    if min_workers > max_workers:
+        raise RunSettingError("min_workers", min_workers, f"must be <= max_workers ({max_workers})")
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """Check one run setting; returns it normalized (tuples for sequences, 'SECRET:KEY' references).
+    Raises RunSettingError. The environment checks the run settings it carries with this too."""
+    rule = _rules()[name]
+    if value is None:
+        if rule.optional:
+            return None
+        raise RunSettingError(name, value, "must be set")
+    special = _SPECIAL.get(name)
+    if rule.kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RunSettingError(name, value, _int_rule(rule))
+        if (rule.minimum is not None and value < rule.minimum) or (rule.maximum is not None and value > rule.maximum):
+            raise RunSettingError(name, value, _int_rule(rule))
+    elif rule.kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or math.isinf(value):
+            raise RunSettingError(name, value, "must be a positive number of seconds")
+        value = float(value)
+    elif rule.kind == "str":
+        if not isinstance(value, str) or not value.strip():
+            raise RunSettingError(name, value, "must be a non-empty string")
+        if rule.choices and value not in rule.choices:
+            raise RunSettingError(name, value, f"is not a pull policy: must be one of {', '.join(rule.choices)}")
+    return special(name, value) if special else value
+
+
+def _int_rule(rule: _Rule) -> str:
+    if rule.maximum is not None:
+        return f"must be an integer from {rule.minimum:g} to {rule.maximum:g}"
+    return f"must be an integer >= {rule.minimum:g}"
+
+
+def _identifier(name: str, value: str) -> str:
+    if not is_label_value(value):
+        raise RunSettingError(name, value, "is not a valid label value (a run identifier): at most 63 letters, "
+                              "digits, '-', '_' or '.', starting and ending with a letter or digit",
+                              hint="a run identifier is the UUID `dok run` printed, e.g. "
+                                   "0f8fad5b-d9cb-469f-a165-70867728950e")
+    return value
+
+
+def _image(name: str, value: str) -> str:
+    if not is_image_reference(value):
+        raise RunSettingError(name, value, "is not an image reference", hint=IMAGE_REFERENCE_HINT)
+    return value
+
+
+def _namespace(name: str, value: str) -> str:
+    if not is_dns_label(value):
+        raise RunSettingError(name, value, "must be a Kubernetes namespace name (DNS-1123 label): lowercase "
+                              "letters, digits and '-', starting and ending with a letter or digit, at most 63 "
+                              "characters")
+    return value
+
+
+def _json_object(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise RunSettingError(name, value, "must be a JSON object (a dict)")
+    try:
+        json.dumps(dict(value))
+    except (TypeError, ValueError) as exc:
+        raise RunSettingError(name, dict(value), f"is not JSON-serialisable ({exc}): pass numbers, strings, lists "
+                              "and dicts") from None
+    return dict(value)
+
+
+def _resources(name: str, value: Any) -> dict[str, dict[str, str]]:
+    shape = '{"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}'
+    if not isinstance(value, Mapping) or set(value) - {"requests", "limits"}:
+        raise RunSettingError(name, value, f"must look like {shape}")
+    out: dict[str, dict[str, str]] = {}
+    for kind, quantities in value.items():
+        if not isinstance(quantities, Mapping):
+            raise RunSettingError(name, value, f"[{kind!r}] must be an object, got {quantities!r}")
+        for resource, quantity in quantities.items():
+            if not isinstance(quantity, (str, int, float)) or not _QUANTITY.match(str(quantity)):
+                raise RunSettingError(name, value, f"[{kind!r}][{resource!r}]={quantity!r} is not a Kubernetes "
+                                      "quantity", hint='e.g. "500m", "2", "1Gi"')
+        out[kind] = dict(quantities)
+    return out
+
+
+def normalize_secret_env(value: Any, *, name: str = "secret_env") -> dict[str, str]:
+    """NAME -> 'SECRET:KEY' (also accepted: 'SECRET/KEY' or a (SECRET, KEY) pair), normalized to 'SECRET:KEY'."""
+    if not isinstance(value, Mapping):
+        raise RunSettingError(name, value, "must be a dict of NAME -> 'SECRET:KEY' (a Kubernetes Secret and its key)")
+    out: dict[str, str] = {}
+    for var, ref in value.items():
+        if not is_env_name(var):
+            raise RunSettingError(name, var, "names must match [A-Za-z_][A-Za-z0-9_]*")
+        if var.startswith(ENV_PREFIX):
+            raise RunSettingError(name, var, f"names starting with {ENV_PREFIX} are reserved for dok")
+        try:
+            secret, key = split_secret_ref(ref)
+        except InvalidName as exc:
+            raise RunSettingError(name, {var: ref}, _SECRET_ENV_RULE, hint=exc.hint) from None
+        out[var] = f"{secret}:{key}"
+    return out
+
+
+def _secret_env(name: str, value: Any) -> dict[str, str]:
+    return normalize_secret_env(value, name=name)
+
+
+def _names(name: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(is_dns_subdomain(v) for v in value):
+        raise RunSettingError(name, value, "must be a list of Secret names (lowercase letters, digits, '-', '.')")
+    return tuple(value)
+
+
+def _service_account(name: str, value: str) -> str:
+    if not is_dns_subdomain(value):
+        raise RunSettingError(name, value, "is not a ServiceAccount name (lowercase letters, digits, '-', '.')")
+    return value
+
+
+def _string_map(name: str, value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise RunSettingError(name, value, "must be a dict of string -> string")
+    return dict(value)
+
+
+def _tolerations(name: str, value: Any) -> tuple[dict[str, Any], ...]:
+    if isinstance(value, (str, Mapping)) or not isinstance(value, (list, tuple)) \
+            or not all(isinstance(t, Mapping) for t in value):
+        raise RunSettingError(name, value, "must be a list of Kubernetes toleration dicts")
+    return tuple(dict(t) for t in value)
+
+
+_SPECIAL: dict[str, Any] = {
+    "identifier": _identifier,
+    "image": _image,
+    "namespace": _namespace,
+    "parameters": _json_object,
+    "worker_resources": _resources,
+    "resources": _resources,
+    "secret_env": _secret_env,
+    "image_pull_secrets": _names,
+    "service_account_name": _service_account,
+    "node_selector": _string_map,
+    "tolerations": _tolerations,
+}
+
+
+# -- conversions ---------------------------------------------------------------------------------------------
+def _format(kind: Kind, value: Any) -> str:
+    if kind == "json":
+        return json.dumps(_jsonable(value), sort_keys=True)
+    if kind == "float":
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return str(value)
+
+
+def _parse(name: str, kind: Kind, raw: str) -> Any:
+    var = env_var(name)
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise RunSettingError(name, raw, "is not an integer", label=var) from None
+    if kind == "float":
+        try:
+            return float(raw.removesuffix("s"))
+        except ValueError:
+            raise RunSettingError(name, raw, "is not a number of seconds", label=var) from None
+    if kind == "json":
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise RunSettingError(name, raw[:80], f"is not valid JSON ({e.msg} at position {e.pos})",
+                                  label=var) from None
+    return raw
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
