@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from . import retry as _retry
 from .errors import Hints, api_status, translate
-from .exceptions import KubeconfigError
+from .exceptions import Forbidden, KubeconfigError, NotFound
 from .retry import NO_RETRY, RetryPolicy
 
-T = TypeVar("T")
 Obj = dict[str, Any]
 
 LOG_READ_TIMEOUT = 300.0            # seconds without a log line before a followed log stream is reopened
@@ -170,8 +169,6 @@ class Kube:
         raise TypeError(f"cannot decode {type(response).__name__}")
 
     def _or_none(self, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Obj | None:
-        from .exceptions import NotFound
-
         try:
             return self.request(action, fn, *args, **kwargs)
         except NotFound:
@@ -184,8 +181,6 @@ class Kube:
 
     def namespace_exists(self, namespace: str) -> bool | None:
         """True/False, or None when we may not read namespaces (then callers find out on create)."""
-        from .exceptions import Forbidden
-
         try:
             return self._or_none(f"read namespace {namespace}", self.core.read_namespace, namespace) is not None
         except Forbidden:
