@@ -46,6 +46,8 @@ class LogFollower:
         self._stop.set()
 
     def _follow_once(self) -> None:
+        if self._stop.is_set():
+            return
         since = None if self._attempts == 0 else max(1, int(time.monotonic() - self._last) + 1)
         self._attempts += 1
         for line in self.kube.stream_pod_log(self.namespace, self.pod, container=CONTAINER_NAME, since_seconds=since):
