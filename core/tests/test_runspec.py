@@ -106,3 +106,19 @@ def test_json_round_trip() -> None:
 
 def test_env_var_names() -> None:
     assert env_var("max_workers") == "DOK_MAX_WORKERS"
+
+
+def test_a_new_setting_is_one_declaration() -> None:
+    """What adding a run setting takes: its `setting(...)` line. Validation, the pod environment and the JSON
+    round trip follow (shown on a subclass standing in for the edited RunSpec)."""
+    from dok.core.runspec import setting
+
+    Scaled = dataclasses.make_dataclass(
+        "Scaled", [("scale_interval", float, setting(2.0, kind="float", minimum=0))],
+        bases=(RunSpec,), frozen=True, kw_only=True)
+    spec = Scaled(identifier=ID, scale_interval=5)
+    assert spec.scale_interval == 5.0 and spec.to_env()["DOK_SCALE_INTERVAL"] == "5"
+    assert Scaled.from_env({"DOK_SCALE_INTERVAL": "7s"}).scale_interval == 7.0
+    assert Scaled.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    with pytest.raises(RunSettingError, match="scale_interval=-1: must be a positive number of seconds"):
+        Scaled(scale_interval=-1)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dok.core import Flow, Parameter
 from dok.launcher.exceptions import UsageError
 from dok.launcher.params import check_params, flow_parameter_names, parse_params, parse_value
 
@@ -35,18 +34,26 @@ def test_repeated():
         parse_params(["n=1", "n=2"])
 
 
+def _flow(*names: str) -> Flow:
+    with Flow("fanout") as flow:
+        for name in names:
+            Parameter(name, default=0)
+    return flow
+
+
 def test_check_params_unknown_names_allowed():
-    flow = SimpleNamespace(name="fanout", parameters={"n": 3, "sleep": 0.0})
+    flow = _flow("n", "sleep")
     check_params(flow, {"n": 1})
     with pytest.raises(UsageError) as info:
         check_params(flow, {"m": 1})
-    assert "m" in info.value.message and "n, sleep" in info.value.hint
+    assert "m" in info.value.message and "n, sleep" in info.value.hint and "'fanout'" in info.value.message
+    with pytest.raises(UsageError, match="allowed parameters: none"):
+        check_params(_flow(), {"m": 1})
 
 
-def test_flow_parameter_names_shapes():
-    assert flow_parameter_names(SimpleNamespace(parameters={"b": 1, "a": 2})) == ["a", "b"]
-    assert flow_parameter_names(SimpleNamespace(parameters=[SimpleNamespace(name="x")])) == ["x"]
-    assert flow_parameter_names(SimpleNamespace()) is None
+def test_flow_parameter_names_sorted():
+    assert flow_parameter_names(_flow("b", "a")) == ["a", "b"]
+    assert flow_parameter_names(_flow()) == []
 
 
 @given(st.dictionaries(st.from_regex(r"[a-z_][a-z0-9_]{0,10}", fullmatch=True),

@@ -35,7 +35,7 @@ def test_resolve_reads_environment_and_defaults():
     assert c.spec.image_pull_policy == "IfNotPresent"
     assert c.spec.adapt_target_duration == 1.0
     assert RunnerConfig.resolve(dict(BASE, DOK_ADAPT_TARGET_DURATION="5s")).spec.adapt_target_duration == 5.0
-    assert (c.identifier, c.flow_name, c.image, c.namespace) == (BASE["DOK_IDENTIFIER"], "My Flow", "dok/my-flow:abc",
+    assert (c.spec.identifier, c.spec.flow_name, c.image, c.namespace) == (BASE["DOK_IDENTIFIER"], "My Flow", "dok/my-flow:abc",
                                                                  "dok-test")
 
 

@@ -25,7 +25,7 @@ import shlex
 from typing import Mapping, Sequence
 
 from dok.builder.exceptions import InvalidInputError
-from dok.core.names import BUNDLE_PATH, DOK_ROOT, is_env_name
+from dok.core.names import BUNDLE_PATH, DOK_ROOT, RUNNER_MODULE, is_env_name
 from dok.core.podsecurity import RUN_AS_GROUP, RUN_AS_USER
 
 # Paths inside the image (see DEVELOPERS.md "Image layout").
@@ -170,7 +170,7 @@ def render_dockerfile(
         "# 6. Run as a non-root user; the pod mounts a writable emptyDir at /tmp.",
         f"USER {RUN_AS}",
         "ENV HOME=/tmp",
-        'CMD ["python", "-m", "dok.runner", "' + BUNDLE_PATH + '"]',
+        'CMD ["python", "-m", "' + RUNNER_MODULE + '", "' + BUNDLE_PATH + '"]',
         "# 7. The flow (changes most often: last).",
         f"COPY {CTX_FLOW}/ {DOK_ROOT}/",
         f"ENV DOK_BUNDLE_SHA256={bundle_sha256}",

@@ -32,6 +32,7 @@ __all__ = [
     "SCHEDULER_PORT",
     "DASHBOARD_PORT",
     "InvalidName",
+    "dns_slug",
     "is_dns_label",
     "is_dns_subdomain",
     "is_env_name",
@@ -42,6 +43,7 @@ __all__ = [
     "is_registry",
     "is_sha256",
     "looks_secret",
+    "run_object_name",
     "split_secret_ref",
 ]
 
@@ -86,54 +88,70 @@ class InvalidName(DokError, ValueError):
     """A name or reference that does not follow its grammar (`message` names it, `hint` says the rule)."""
 
 
+def _fits(pattern: re.Pattern[str], text: Any, longest: int | None = None) -> bool:
+    return isinstance(text, str) and (longest is None or len(text) <= longest) and bool(pattern.match(text))
+
+
 def is_dns_label(text: Any) -> bool:
     """An RFC 1123 label (namespace, pod or Job name): `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63."""
-    return isinstance(text, str) and len(text) <= 63 and bool(_DNS_LABEL.match(text))
+    return _fits(_DNS_LABEL, text, 63)
 
 
 def is_dns_subdomain(text: Any) -> bool:
     """An RFC 1123 subdomain (Secret, ServiceAccount name): dot-separated labels, at most 253 characters."""
-    return isinstance(text, str) and len(text) <= 253 and bool(_DNS_SUBDOMAIN.match(text))
+    return _fits(_DNS_SUBDOMAIN, text, 253)
 
 
 def is_label_value(text: Any, *, allow_empty: bool = False) -> bool:
     """A Kubernetes label value (a run identifier is one): at most 63 of `[A-Za-z0-9._-]`, alphanumeric at both
     ends; the empty string only with `allow_empty` (Kubernetes accepts it, a run identifier may not be it)."""
-    if not isinstance(text, str):
-        return False
-    if text == "":
-        return allow_empty
-    return len(text) <= 63 and bool(_LABEL_VALUE.match(text))
+    return allow_empty if text == "" else _fits(_LABEL_VALUE, text, 63)
 
 
 def is_env_name(text: Any) -> bool:
     """An environment variable name: `[A-Za-z_][A-Za-z0-9_]*`."""
-    return isinstance(text, str) and bool(_ENV_NAME.match(text))
+    return _fits(_ENV_NAME, text)
 
 
 def is_sha256(text: Any) -> bool:
     """64 lowercase hex characters."""
-    return isinstance(text, str) and bool(_SHA256.match(text))
+    return _fits(_SHA256, text)
 
 
 def is_image_name(text: Any) -> bool:
     """A docker repository name (no registry, no tag): components joined by '/', at most 255 characters."""
-    return isinstance(text, str) and 0 < len(text) <= MAX_IMAGE_NAME and bool(_IMAGE_NAME_RE.match(text))
+    return _fits(_IMAGE_NAME_RE, text, MAX_IMAGE_NAME)
 
 
 def is_image_tag(text: Any) -> bool:
-    return isinstance(text, str) and bool(_TAG_RE.match(text))
+    """`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`."""
+    return _fits(_TAG_RE, text)
 
 
 def is_registry(text: Any) -> bool:
     """`host[:port][/path]`, no scheme, no trailing slash."""
-    return isinstance(text, str) and bool(_REGISTRY_RE.match(text))
+    return _fits(_REGISTRY_RE, text)
 
 
 def is_image_reference(text: Any) -> bool:
     """`registry:5000/name:tag`, `name:tag`, `name@sha256:…` (what docker and the kubelet accept)."""
     match = _REFERENCE_RE.match(text) if isinstance(text, str) else None
     return match is not None and len(match.group("name")) <= MAX_IMAGE_NAME
+
+
+def dns_slug(text: str) -> str:
+    """`text` as DNS-label characters: lowercase, other characters -> '-', runs of '-' collapsed, ends trimmed."""
+    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", str(text).lower())).strip("-")
+
+
+def run_object_name(*, flow_name: str, identifier: str, suffix: str = "", reserve: int = 0) -> str:
+    """`dok-<flow slug>-<first 8 of the identifier><suffix>`: the name of a run's Job (and, with
+    suffix "-worker-", the stem of its worker pods), the flow part shortened so that the name plus `reserve`
+    more characters (Kubernetes' pod suffix, a worker number) is a DNS label of at most 63 characters."""
+    short = dns_slug(identifier).replace("-", "")[:8] or "run"
+    room = 63 - len("dok--") - len(short) - len(suffix) - reserve
+    stem = dns_slug(flow_name)[:room].strip("-") or "flow"
+    return f"dok-{stem}-{short}{suffix}"
 
 
 def looks_secret(name: str) -> bool:

@@ -27,7 +27,7 @@ import dataclasses
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -141,7 +141,7 @@ class RunSpec:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = check_setting(f.name, getattr(self, f.name))
+            value = _check(f.name, f.metadata["dok"], getattr(self, f.name))
             object.__setattr__(self, f.name, value)
         check_worker_range(self.min_workers, self.max_workers)
 
@@ -173,14 +173,14 @@ class RunSpec:
         declared defaults (None values in `overrides`/`defaults` count as unset). Errors name the variable."""
         values = {k: v for k, v in (defaults or {}).items() if v is not None}
         from_environ: dict[str, str] = {}
-        for name, rule in _rules().items():
+        for name, rule in _rules(cls).items():
             raw = environ.get(env_var(name))
             if rule.env and raw is not None and raw.strip() != "":
                 from_environ[name] = raw
                 values[name] = _parse(name, rule.kind, raw.strip())
         given = {k: v for k, v in (overrides or {}).items() if v is not None}
         values.update(given)
-        unknown = sorted(set(values) - set(_rules()))
+        unknown = sorted(set(values) - set(_rules(cls)))
         if unknown:
             raise EnvironmentConfigError(f"unknown run setting(s): {', '.join(unknown)}")
         try:
@@ -204,15 +204,15 @@ class RunSpec:
     def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
         if not isinstance(data, Mapping):
             raise EnvironmentConfigError(f"run settings must be a dict, got {type(data).__name__}")
-        unknown = sorted(set(data) - set(_rules()))
+        unknown = sorted(set(data) - set(_rules(cls)))
         if unknown:
             raise EnvironmentConfigError(f"unknown run setting(s): {', '.join(unknown)}")
         return cls(**dict(data))
 
 
 # -- the rules ---------------------------------------------------------------------------------------------------
-def _rules() -> dict[str, _Rule]:
-    return {f.name: f.metadata["dok"] for f in dataclasses.fields(RunSpec)}
+def _rules(cls: type[RunSpec] | None = None) -> dict[str, _Rule]:
+    return {f.name: f.metadata["dok"] for f in dataclasses.fields(cls or RunSpec)}
 
 
 def env_var(name: str) -> str:
@@ -228,7 +228,10 @@ def check_worker_range(min_workers: int, max_workers: int) -> None:
 def check_setting(name: str, value: Any) -> Any:
     """Check one run setting; returns it normalized (tuples for sequences, 'SECRET:KEY' references).
     Raises RunSettingError. The environment checks the run settings it carries with this too."""
-    rule = _rules()[name]
+    return _check(name, _rules()[name], value)
+
+
+def _check(name: str, rule: _Rule, value: Any) -> Any:
     if value is None:
         if rule.optional:
             return None
@@ -378,25 +381,26 @@ def _format(kind: Kind, value: Any) -> str:
     return str(value)
 
 
+def _seconds(raw: str) -> float:
+    return float(raw.removesuffix("s"))
+
+
+_PARSERS: dict[Kind, tuple[Callable[[str], Any], str]] = {
+    "int": (int, "is not an integer"),
+    "float": (_seconds, "is not a number of seconds"),
+    "json": (json.loads, "is not valid JSON"),
+}
+
+
 def _parse(name: str, kind: Kind, raw: str) -> Any:
-    var = env_var(name)
-    if kind == "int":
-        try:
-            return int(raw)
-        except ValueError:
-            raise RunSettingError(name, raw, "is not an integer", label=var) from None
-    if kind == "float":
-        try:
-            return float(raw.removesuffix("s"))
-        except ValueError:
-            raise RunSettingError(name, raw, "is not a number of seconds", label=var) from None
-    if kind == "json":
-        try:
-            return json.loads(raw)
-        except json.JSONDecodeError as e:
-            raise RunSettingError(name, raw[:80], f"is not valid JSON ({e.msg} at position {e.pos})",
-                                  label=var) from None
-    return raw
+    if kind == "str":
+        return raw
+    parse, problem = _PARSERS[kind]
+    try:
+        return parse(raw)
+    except ValueError as exc:  # json.JSONDecodeError is one
+        where = f" ({exc.msg} at position {exc.pos})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise RunSettingError(name, raw[:80], problem + where, label=env_var(name)) from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -13,26 +13,33 @@ imported lazily so `import dok.launcher` stays cheap (no kubernetes client impor
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dok.core.environment import DaskOnKubernetesEnvironment
+
+    from .handle import RunHandle
+    from .prepare import SetupResult
 
 __all__ = ["RunHandle", "SetupResult", "execute", "main", "setup", "exceptions"]
 
 
-def setup(env: Any = None, **kwargs: Any) -> Any:
+def setup(env: DaskOnKubernetesEnvironment | None = None, **kwargs: Any) -> SetupResult:
     """Create or verify the runner's ServiceAccount/Role/RoleBinding; check the caller's permissions."""
     from .prepare import setup as _setup
 
     return _setup(env, **kwargs)
 
 
-def execute(env: Any, **kwargs: Any) -> Any:
+def execute(env: DaskOnKubernetesEnvironment, **kwargs: Any) -> RunHandle:
     """Launch a run of the built environment's flow as a Job; returns a RunHandle."""
     from .launch import execute as _execute
 
     return _execute(env, **kwargs)
 
 
-def main(argv: Any = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     """The `dok` command line; returns the exit code."""
     from .cli import main as _main
 

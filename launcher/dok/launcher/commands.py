@@ -14,7 +14,6 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import sys
 import time
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -125,32 +124,10 @@ def ca_bundle_of(args: argparse.Namespace) -> str | None:
     return str(path)
 
 
-def _make_runner_findable() -> None:
-    """Images need the runner's sources, which the builder finds on sys.path (without importing them).
-    Under `bazel run //launcher:dok` the runner is not in the binary's runfiles (launcher may not depend
-    on it), so look for it in the source tree Bazel ran from."""
-    import importlib.util
-
-    try:
-        if importlib.util.find_spec(".".join(("dok", "runner"))) is not None:
-            return
-    except (ImportError, ValueError):
-        pass
-    workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY")
-    candidate = os.path.join(workspace, "runner") if workspace else None
-    if candidate and os.path.isdir(os.path.join(candidate, "dok", "runner")):
-        import dok
-
-        sys.path.append(candidate)
-        dok.__path__.append(os.path.join(candidate, "dok"))  # the namespace package's search path
-
-
 def build_image(env: DaskOnKubernetesEnvironment, loaded: LoadedFlow, args: argparse.Namespace, *,
                 err: TextIO) -> DaskOnKubernetesEnvironment:
     """`dok.builder.build(...)`; returns the built environment (its `.image` is the reference)."""
     import dok.builder
-
-    _make_runner_findable()
 
     push = args.push if args.push is not None else bool(env.registry_url)
     if push and not env.registry_url:

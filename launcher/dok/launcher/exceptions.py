@@ -28,13 +28,9 @@ class LauncherError(DokError):
 class UsageError(LauncherError):
     """The command line or a library argument is wrong (bad file, attribute, parameter, option)."""
 
-    exit_code = EXIT_USAGE
-
 
 class ConfigError(LauncherError):
     """The configuration does not work: no kubeconfig, namespace missing, environment not built, …"""
-
-    exit_code = EXIT_USAGE
 
 
 class PermissionDenied(ConfigError):

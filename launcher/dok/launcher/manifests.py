@@ -11,7 +11,6 @@ values. The Role grants exactly what the runner uses, in one namespace.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 from dok.core import labels as core_labels
 from dok.core.names import (BUNDLE_PATH, DASHBOARD_PORT, DNS_LABEL_HINT, ENV_NAME_HINT, IMAGE_REFERENCE_HINT,
                             RUNNER_MODULE, SCHEDULER_PORT, InvalidName, is_dns_label, is_env_name, is_image_reference,
-                            is_label_value, looks_secret, split_secret_ref)
+                            is_label_value, looks_secret, run_object_name, split_secret_ref)
 from dok.core.podsecurity import restricted_container_security_context, restricted_pod_security_context
 from dok.core.runspec import POD_FIELD_ENV, RUNNER_SERVICE_ACCOUNT, RunSpec
 
@@ -94,16 +93,9 @@ def validate_identifier(identifier: str) -> None:
                               "or '.', starting and ending with a letter or digit")
 
 
-def _slug(text: str) -> str:
-    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")
-    return re.sub(r"-+", "-", slug) or "flow"
-
-
 def job_name(flow_name: str, identifier: str) -> str:
     """`dok-<flow slug>-<first 8 of the identifier>`, a DNS-1123 label short enough for pod names."""
-    short = _slug(identifier).replace("-", "")[:8] or "run"
-    stem = _slug(flow_name)[: 63 - 6 - len("dok--") - len(short)].strip("-") or "flow"
-    return f"dok-{stem}-{short}"
+    return run_object_name(flow_name=flow_name, identifier=identifier, reserve=6)
 
 
 def run_labels(identifier: str, flow_name: str, component: str) -> dict[str, str]:

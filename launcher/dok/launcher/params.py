@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import UsageError
+
+if TYPE_CHECKING:
+    from dok.core.flow import Flow
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
@@ -42,29 +45,16 @@ def parse_params(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def flow_parameter_names(flow: Any) -> list[str] | None:
-    """The names of the flow's parameters, or None when the flow does not say (then nothing is checked)."""
-    params = getattr(flow, "parameters", None)
-    if callable(params):
-        params = params()
-    if params is None:
-        return None
-    if isinstance(params, Mapping):
-        return sorted(str(k) for k in params)
-    names = []
-    for p in params:
-        names.append(p if isinstance(p, str) else getattr(p, "name", str(p)))
-    return sorted(names)
+def flow_parameter_names(flow: Flow) -> list[str]:
+    """The names of the flow's parameters, sorted."""
+    return sorted(flow.parameters)
 
 
-def check_params(flow: Any, params: Mapping[str, Any]) -> None:
+def check_params(flow: Flow, params: Mapping[str, Any]) -> None:
     """Raise UsageError when `params` names a parameter the flow does not have."""
     allowed = flow_parameter_names(flow)
-    if allowed is None:
-        return
     unknown = sorted(set(params) - set(allowed))
     if unknown:
-        name = getattr(flow, "name", "the flow")
         which = ", ".join(allowed) if allowed else "none"
-        raise UsageError(f"unknown parameter {', '.join(unknown)} for flow {name!r}",
+        raise UsageError(f"unknown parameter {', '.join(unknown)} for flow {flow.name!r}",
                          hint=f"allowed parameters: {which}")

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_SUCCESS
+from dok.core.states import Failed, Skipped, State
 
 _MARKS = {"success": "ok", "failed": "FAILED", "timed_out": "TIMED OUT", "skipped": "skipped",
           "cancelled": "cancelled", "pending": "pending", "running": "running"}
@@ -18,21 +19,20 @@ MAX_RESULT_CHARS = 2000
 MAX_FAILURES_SHOWN = 10
 
 
-def kind_of(state: Any) -> str:
-    kind = getattr(state, "kind", None)
-    return str(getattr(kind, "value", kind) or type(state).__name__.lower())
+def kind_of(state: State) -> str:
+    return state.kind.value
 
 
-def _seconds(state: Any) -> str:
-    duration = getattr(state, "duration", None)
-    return f"{duration:.2f}s" if isinstance(duration, (int, float)) else ""
+def _seconds(state: State) -> str:
+    duration = state.duration
+    return f"{duration:.2f}s" if duration is not None else ""
 
 
-def error_line(state: Any) -> str:
+def error_line(state: State) -> str:
     """`ValueError: boom` for a Failed state (also when decoded from a summary), the message otherwise."""
-    exc_type = getattr(state, "exc_type", None)
-    exc_message = getattr(state, "exc_message", None)
-    message = str(getattr(state, "message", "") or "")
+    exc_type = state.exc_type if isinstance(state, Failed) else None
+    exc_message = state.exc_message if isinstance(state, Failed) else None
+    message = state.message or ""
     if exc_type and exc_message is not None:
         return f"{exc_type}: {exc_message}"
     if exc_type and message and not message.startswith(str(exc_type)):
@@ -40,7 +40,7 @@ def error_line(state: Any) -> str:
     return message or str(exc_type or "")
 
 
-def progress_line(name: str, state: Any, *, done: int | None = None, total: int | None = None) -> str:
+def progress_line(name: str, state: State, *, done: int | None = None, total: int | None = None) -> str:
     """One line for a task that reached `state`."""
     kind = kind_of(state)
     counter = f"[{done}/{total}] " if done is not None and total else (f"[{done}] " if done is not None else "")
@@ -50,7 +50,7 @@ def progress_line(name: str, state: Any, *, done: int | None = None, total: int 
         line += f" ({secs})"
     if kind in ("failed", "timed_out"):
         line += f": {error_line(state)}"
-    elif kind == "skipped" and getattr(state, "upstream", None):
+    elif isinstance(state, Skipped) and state.upstream:
         line += f" (upstream {state.upstream} failed)"
     return line
 
@@ -71,7 +71,7 @@ def format_repr_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def summary(state: Any, *, flow_name: str | None = None, verbose: bool = False, result_reprs: bool = False) -> str:
+def summary(state: State, *, flow_name: str | None = None, verbose: bool = False, result_reprs: bool = False) -> str:
     """The final report for a flow State: headline, counts, failures, result. `result_reprs`: the result
     came from a State summary (values are repr texts, shown unquoted)."""
     kind = kind_of(state)
@@ -82,33 +82,29 @@ def summary(state: Any, *, flow_name: str | None = None, verbose: bool = False, 
     if secs:
         head += f" in {secs}"
     lines = [head]
-    message = str(getattr(state, "message", "") or "")
-    if message:
-        lines.append(f"  {message}")
-    task_states = dict(getattr(state, "task_states", None) or {})
-    counts_fn = getattr(state, "counts", None)
-    counts = dict(counts_fn()) if callable(counts_fn) else {}
+    if state.message:
+        lines.append(f"  {state.message}")
+    task_states = dict(state.task_states)
+    counts = state.counts()
     if counts:
         lines.append("  tasks: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     if task_states:
-        failed = [(n, st) for n, st in task_states.items() if kind_of(st) in ("failed", "timed_out")]
+        failed = [(n, st) for n, st in task_states.items() if isinstance(st, Failed)]
         for task_name, st in failed[:MAX_FAILURES_SHOWN]:
-            attempts = getattr(st, "attempts", 1) or 1
+            attempts = st.attempts or 1
             extra = f" after {attempts} attempts" if attempts > 1 else ""
             lines.append(f"  task {task_name} {_MARKS[kind_of(st)].lower()}{extra}: {error_line(st)}")
-            tb = getattr(st, "traceback", None)
-            if verbose and tb:
-                lines.extend("      " + ln for ln in str(tb).rstrip().splitlines())
+            if verbose and st.traceback:
+                lines.extend("      " + ln for ln in st.traceback.rstrip().splitlines())
         if len(failed) > MAX_FAILURES_SHOWN:
             lines.append(f"  ... and {len(failed) - MAX_FAILURES_SHOWN} more failed tasks")
-    result = getattr(state, "result", None)
+    result = state.result
     if kind == "success" or result:
         shown = format_repr_result(result) if result_reprs else format_result(result)
         lines.append(f"  result: {shown}")
     return "\n".join(lines)
 
 
-def exit_code_for(state: Any) -> int:
+def exit_code_for(state: State) -> int:
     """0 for Success, 1 for any other final State of the flow."""
-    ok = getattr(state, "is_successful", None)
-    return EXIT_SUCCESS if (ok() if callable(ok) else kind_of(state) == "success") else EXIT_FLOW_FAILED
+    return EXIT_SUCCESS if state.is_successful() else EXIT_FLOW_FAILED

@@ -70,7 +70,7 @@ class PodWorkerBackend:
         self._numbers = itertools.count()
         self._pending: set[str] = set()  # workers last seen Pending: no process to stop, delete at once
         self._prestarted: list[str] = []  # pods created before the cluster asked (see prestart)
-        self.selector = f"{IDENTIFIER_LABEL}={config.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
+        self.selector = f"{IDENTIFIER_LABEL}={config.spec.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
 
     async def prepare(self) -> None:
         pod = await asyncio.to_thread(self.kube.read, "Pod", self.config.namespace, self.config.pod_name)
@@ -92,20 +92,20 @@ class PodWorkerBackend:
         if earlier:
             raise JobRetried(f"job pod {self.config.pod_name} replaces {', '.join(earlier)} of the same run "
                              f"(Job {job}): the earlier pod was lost, so the run is not started again",
-                             hint=f"see what happened to it (`dok status {self.config.identifier}`) and start "
+                             hint=f"see what happened to it (`dok status {self.config.spec.identifier}`) and start "
                                   "a new run")
 
     def new_name(self) -> str:
         if self._prestarted:
             return self._prestarted.pop(0)
-        return worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
+        return worker_pod_name(flow_name=self.config.spec.flow_name, identifier=self.config.spec.identifier,
                                number=next(self._numbers))
 
     async def prestart(self, scheduler_address: str) -> str:
         """Create the first worker pod before the scheduler is even up (it retries connecting until then), so
         pod start-up overlaps the runner's own. The cluster adopts it: the next `new_name()` returns it, and
         `create()` of an existing live pod of this run is a no-op. Unadopted, the final cleanup deletes it."""
-        name = worker_pod_name(flow_name=self.config.flow_name, identifier=self.config.identifier,
+        name = worker_pod_name(flow_name=self.config.spec.flow_name, identifier=self.config.spec.identifier,
                                number=next(self._numbers))
         await self.create(name, scheduler_address)
         self._prestarted.append(name)
@@ -116,7 +116,7 @@ class PodWorkerBackend:
         c = self.config
         return worker_pod_manifest(
             name=name, namespace=c.namespace, image=c.image, scheduler_address=scheduler_address,
-            identifier=c.identifier, flow_name=c.flow_name, template=self.template, nthreads=c.nthreads,
+            identifier=c.spec.identifier, flow_name=c.spec.flow_name, template=self.template, nthreads=c.nthreads,
             death_timeout=c.spec.worker_death_timeout, resources=c.spec.worker_resources,
             image_pull_policy=c.spec.image_pull_policy)
 
@@ -141,7 +141,7 @@ class PodWorkerBackend:
             existing = await asyncio.to_thread(self.kube.read, "Pod", self.config.namespace, name)
             if existing is None:
                 raise _OldPodInTheWay(conflict) from None  # gone meanwhile: create again
-            if labels_of(existing).get(IDENTIFIER_LABEL) != self.config.identifier:
+            if labels_of(existing).get(IDENTIFIER_LABEL) != self.config.spec.identifier:
                 raise
             if not pod_snapshot(existing).deleting:
                 return

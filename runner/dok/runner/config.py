@@ -60,15 +60,7 @@ class RunnerConfig:
             raise ConfigError(f"{BUNDLE_SHA256_ENV}={self.bundle_sha256!r} is not a sha256 (64 lowercase hex "
                               "characters)", hint="run an image built by `dok build`")
 
-    # -- the run's settings the runner's parts read ------------------------------------------------------------
-    @property
-    def identifier(self) -> str:
-        return self.spec.identifier
-
-    @property
-    def flow_name(self) -> str:
-        return self.spec.flow_name
-
+    # -- settings that are optional in a RunSpec but set in every job pod (checked above) ----------------------
     @property
     def namespace(self) -> str:
         return self.spec.namespace or ""

@@ -11,12 +11,12 @@ ownerReference to the job pod so the garbage collector removes workers if the jo
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dok.core.labels import run_labels
+from dok.core.names import run_object_name
 from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context  # noqa: F401
 
 WORKER_COMPONENT = "worker"
@@ -76,16 +76,9 @@ def user_env(env: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def _dns_part(text: str) -> str:
-    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9-]", "-", text.lower())).strip("-")
-
-
 def worker_name_prefix(*, flow_name: str, identifier: str) -> str:
     """`dok-<flow>-<short id>-worker-`, the flow part shortened so that names stay ≤ 63 characters."""
-    short_id = _dns_part(identifier).replace("-", "")[:8] or "run"
-    room = _MAX_NAME - len("dok--") - len(short_id) - len("-worker-") - 5  # 5 digits for the counter
-    flow = _dns_part(flow_name)[:room].strip("-") or "flow"
-    return f"dok-{flow}-{short_id}-worker-"
+    return run_object_name(flow_name=flow_name, identifier=identifier, suffix="-worker-", reserve=5)  # 5 digits
 
 
 def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:

@@ -73,7 +73,7 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
         outcome = RunOutcome(state=_failed(f"infrastructure error: {exc}"), exit_code=EXIT_INFRA)
         _write_termination_log(termination_log, outcome.state, monitor)
         return outcome
-    monitor.say(f"run {config.identifier}: flow {flow.name!r}, workers {config.spec.min_workers}.."
+    monitor.say(f"run {config.spec.identifier}: flow {flow.name!r}, workers {config.spec.min_workers}.."
                 f"{config.spec.max_workers}, "
                 f"image {config.image}, scheduler {config.scheduler_address}")
     session = _Session(config=config, flow=flow, parameters=parameters, monitor=monitor,
@@ -81,7 +81,7 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
     with _signals(session.abort, enabled=install_signal_handlers):
         outcome = session.run()
     _write_termination_log(config.termination_log, outcome.state, monitor)
-    monitor.say(f"run {config.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
+    monitor.say(f"run {config.spec.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
                 f"{monitor.summary()}")
     return outcome
 
@@ -200,7 +200,7 @@ class _Session:
             if self.aborted.is_set():
                 self.monitor.say(f"cancelling the run: {self.abort_reason}")
                 return RunOutcome(state=self._partial("Cancelled", f"run cancelled: {self.abort_reason}"),
-                                  exit_code=EXIT_FLOW_FAILED, identifier=self.config.identifier)
+                                  exit_code=EXIT_FLOW_FAILED, identifier=self.config.spec.identifier)
         if self.flow_error is not None:
             if self.monitor.fatal_error is not None:
                 return self._infra_outcome(self.monitor.fatal_error)
@@ -209,12 +209,12 @@ class _Session:
         if not _is_success(state) and self.monitor.fatal_error is not None:
             return self._infra_outcome(self.monitor.fatal_error)
         code = EXIT_SUCCESS if _is_success(state) else EXIT_FLOW_FAILED
-        return RunOutcome(state=state, exit_code=code, identifier=self.config.identifier)
+        return RunOutcome(state=state, exit_code=code, identifier=self.config.spec.identifier)
 
     def _infra_outcome(self, error: BaseException | None) -> RunOutcome:
         message = f"infrastructure error: {error}"
         return RunOutcome(state=self._partial("Failed", message), exit_code=EXIT_INFRA,
-                          identifier=self.config.identifier)
+                          identifier=self.config.spec.identifier)
 
     def _partial(self, kind: str, message: str) -> Any:
         with self._lock:
