@@ -1,8 +1,7 @@
-"""A scripted stand-in for `dok.launcher.kube.Kube`: pods and Jobs as simple objects, a script of states."""
+"""A scripted stand-in for the launcher's `Kube` (dok.kube's adapter): pods and Jobs as the API's JSON dicts
+(what `dok.kube` returns), a script of states."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace as NS
 
 from dok.core import labels
 
@@ -11,29 +10,35 @@ ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 
 def pod(name, *, component="job", phase="Pending", waiting=None, terminated=None, deleting=False, uid=None,
         unschedulable=None, identifier=ID):
-    state = NS(waiting=None, terminated=None, running=None)
+    state = {}
     if waiting:
-        state.waiting = NS(reason=waiting[0], message=waiting[1])
+        state["waiting"] = {"reason": waiting[0], "message": waiting[1]}
     if terminated:
-        state.terminated = NS(reason=terminated.get("reason", "Completed"), message=terminated.get("message"),
-                              exit_code=terminated.get("exit_code", 0), signal=terminated.get("signal"))
+        state["terminated"] = {"reason": terminated.get("reason", "Completed"), "message": terminated.get("message"),
+                               "exitCode": terminated.get("exit_code", 0), "signal": terminated.get("signal")}
+    if phase == "Running" and not state:
+        state["running"] = {"startedAt": "2026-01-01T00:00:00Z"}
     conditions = []
     if unschedulable:
-        conditions.append(NS(type="PodScheduled", status="False", reason="Unschedulable", message=unschedulable))
-    return NS(
-        metadata=NS(name=name, uid=uid or f"uid-{name}", creation_timestamp=1,
-                    deletion_timestamp="now" if deleting else None,
-                    labels=labels.run_labels(identifier=identifier, flow_name="f", component=component)),
-        spec=NS(containers=[NS(image="img:1")]),
-        status=NS(phase=phase, conditions=conditions,
-                  container_statuses=[NS(name="runner", state=state)]),
-    )
+        conditions.append({"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                           "message": unschedulable})
+    metadata = {"name": name, "uid": uid or f"uid-{name}", "creationTimestamp": "2026-01-01T00:00:00Z",
+                "labels": labels.run_labels(identifier=identifier, flow_name="f", component=component)}
+    if deleting:
+        metadata["deletionTimestamp"] = "2026-01-01T00:01:00Z"
+    return {"metadata": metadata, "spec": {"containers": [{"name": "runner", "image": "img:1"}]},
+            "status": {"phase": phase, "conditions": conditions,
+                       "containerStatuses": [{"name": "runner", "state": state}]}}
 
 
 def job(name="dok-f-0f8fad5b", identifier=ID, conditions=()):
-    return NS(metadata=NS(name=name, labels=labels.run_labels(identifier=identifier, flow_name="f", component="job"),
-                          creation_timestamp=1, deletion_timestamp=None),
-              status=NS(conditions=list(conditions), active=1))
+    return {"metadata": {"name": name, "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "labels": labels.run_labels(identifier=identifier, flow_name="f", component="job")},
+            "status": {"conditions": list(conditions), "active": 1}}
+
+
+def failed_condition(reason="DeadlineExceeded", message="Job was active longer than specified deadline"):
+    return {"type": "Failed", "status": "True", "reason": reason, "message": message}
 
 
 class FakeKube:
@@ -48,6 +53,8 @@ class FakeKube:
         self.deleted_jobs: list[str] = []
         self.cleaned = False
         self.log_lines = ["hello from the runner", "[dok] scaling to 2 workers"]
+        self.job_events = [{"type": "Warning", "reason": "FailedCreate",
+                            "message": 'serviceaccount "dok-runner" not found'}]
 
     def _snapshot(self):
         if self.cleaned:
@@ -65,21 +72,18 @@ class FakeKube:
 
     def delete_pod(self, namespace, name, grace_period_seconds=None):
         self.deleted_pods.append(name)
+        return True
 
     def delete_job(self, namespace, name, grace_period_seconds=None):
         self.deleted_jobs.append(name)
         self.cleaned = True
+        return True
 
-    def pod_log(self, namespace, name, container=None, tail_lines=None):
+    def pod_log(self, namespace, name, container=None, tail_lines=None, quick=False):
         return "\n".join(self.log_lines)
 
     def stream_pod_log(self, namespace, name, container=None, since_seconds=None):
         yield from self.log_lines
 
-    def _call(self, action, fn, *args, **kwargs):
-        return fn(*args, **kwargs)
-
-    @property
-    def core(self):
-        return NS(list_namespaced_event=lambda *a, **k: NS(items=[
-            NS(type="Warning", reason="FailedCreate", message='serviceaccount "dok-runner" not found')]))
+    def events(self, namespace, name, kind="Pod", quick=False):
+        return list(self.job_events) if kind == "Job" else []

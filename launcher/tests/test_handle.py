@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fakekube import ID, FakeKube, job, pod  # noqa: E402
+from fakekube import ID, FakeKube, failed_condition, job, pod  # noqa: E402
 
 from dok.core import Failed, Success, encode_summary  # noqa: E402
 from dok.launcher.exceptions import (ConfigError, ImagePullError, InfrastructureError, PodLost,  # noqa: E402
@@ -165,8 +165,7 @@ def test_cleanup_reports_leftovers():
 
 def test_evicted_pod_without_container_state():
     p = pod("p", phase="Failed")
-    p.status.container_statuses = []
-    p.status.reason, p.status.message = "Evicted", "The node was low on resource: memory."
+    p["status"].update(containerStatuses=[], reason="Evicted", message="The node was low on resource: memory.")
     kube = FakeKube([([job()], [p])])
     with pytest.raises(PodLost, match="Evicted.*low on resource"):
         wait(kube)
@@ -202,10 +201,7 @@ def test_api_server_down_too_long_fails():
 
 
 def test_deadline_exceeded_is_explained():
-    from types import SimpleNamespace as NS
-
-    failed = job(conditions=[NS(type="Failed", status="True", reason="DeadlineExceeded",
-                                message="Job was active longer than specified deadline")])
+    failed = job(conditions=[failed_condition()])
     kube = FakeKube([([job()], [pod("p", phase="Running")]), ([failed], [pod("p", phase="Running", deleting=True)])])
     with pytest.raises(PodLost, match="DeadlineExceeded"):
         wait(kube)
@@ -228,10 +224,7 @@ def test_runner_infrastructure_exit_code_recorded():
 
 
 def test_status_shows_job_failure_reason():
-    from types import SimpleNamespace as NS
-
-    failed = job(conditions=[NS(type="Failed", status="True", reason="DeadlineExceeded",
-                                message="Job was active longer than specified deadline")])
+    failed = job(conditions=[failed_condition()])
     h = RunHandle.attach(ID, kube=FakeKube([([failed], [])]), namespace="ns")
     st = h.status()
     assert st.phase == "Failed" and "DeadlineExceeded" in st.job_reason

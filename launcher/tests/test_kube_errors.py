@@ -1,46 +1,57 @@
-"""The kubernetes adapter's error translation: every SDK failure becomes a launcher error with a hint."""
+"""The launcher's connection (dok.kube's adapter with the CLI user's hints): every SDK failure becomes an
+error with a hint and the CLI's exit code (2: fix something, 3: the platform)."""
 
 from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from dok.launcher.exceptions import (ClusterUnreachable, ConfigError, InfrastructureError, PermissionDenied,
-                                     UsageError)
-from dok.launcher.kube import Kube, translate_error
+from dok.kube.errors import translate
+from dok.kube.exceptions import KubeconfigError
+from dok.launcher.exceptions import ClusterUnreachable
+from dok.launcher.kube import Kube, hints_for
+from dok.launcher.kubeconfig import KubeconfigChoice
+
+LOCAL = hints_for(KubeconfigChoice(path=Path("/x"), source="local-cluster"))
+HOME = hints_for(KubeconfigChoice(path=Path("/x"), source="home"))
 
 
 def api(status, message="nope"):
-    return ApiException(status=status, reason="R", body='{"message": "%s"}' % message)
+    exc = ApiException(status=status, reason="R")
+    exc.body = '{"message": "%s"}' % message
+    return exc
 
 
-@pytest.mark.parametrize("status,cls,code", [(401, ConfigError, 2), (403, PermissionDenied, 2),
-                                             (404, ConfigError, 2), (409, ConfigError, 2),
-                                             (422, UsageError, 2), (500, InfrastructureError, 3),
-                                             (503, InfrastructureError, 3)])
-def test_api_statuses(status, cls, code):
-    err = translate_error(api(status, "jobs.batch is forbidden"), action="create Job x")
-    assert isinstance(err, cls)
+@pytest.mark.parametrize("status,code", [(401, 2), (403, 2), (404, 2), (409, 2), (422, 2), (500, 3), (503, 3)])
+def test_api_statuses(status, code):
+    err = translate(api(status, "jobs.batch is forbidden"), action="create Job x", hints=HOME)
     assert err.exit_code == code
     assert "create Job x" in err.message
     assert err.hint
 
 
+def test_hints_speak_to_the_cli_user():
+    assert "--namespace" in translate(api(403), action="a", hints=HOME).hint
+    assert "--namespace" in translate(api(404), action="a", hints=HOME).hint
+
+
 def test_forbidden_keeps_server_message():
-    err = translate_error(api(403, 'jobs.batch is forbidden: User "bob" cannot create'), action="create Job j")
+    err = translate(api(403, 'jobs.batch is forbidden: User \\"bob\\" cannot create'), action="create Job j", hints=HOME)
     assert 'User "bob" cannot create' in err.message
 
 
 def test_connection_refused_names_host_and_local_hint():
     exc = urllib3.exceptions.MaxRetryError(None, "/version", reason=ConnectionRefusedError("[Errno 111] Connection refused"))
-    err = translate_error(exc, action="contact the API server", host="https://10.200.0.1:6443", local_cluster=True)
+    err = translate(exc, action="contact the API server", host="https://10.200.0.1:6443", hints=LOCAL)
     assert isinstance(err, ClusterUnreachable) and err.exit_code == 3
     assert "https://10.200.0.1:6443" in err.message
     assert "tools/bazel run //tools:cluster -- up" in err.hint
+    assert "tools/bazel" not in translate(exc, action="x", hints=HOME).hint
 
 
 def _free_port() -> int:
@@ -60,7 +71,7 @@ contexts: [{{name: x, context: {{cluster: c, user: u, namespace: team-a}}}}]
 current-context: x
 """)
     kube = Kube.connect(kubeconfig=str(cfg), environ={})
-    assert kube.default_namespace == "team-a"
+    assert kube.default_namespace == "team-a" and kube.choice.source == "flag"
     start = time.monotonic()
     with pytest.raises(ClusterUnreachable) as info:
         kube.ping()
@@ -72,5 +83,6 @@ current-context: x
 def test_broken_kubeconfig(tmp_path):
     cfg = tmp_path / "kubeconfig"
     cfg.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
-    with pytest.raises(ConfigError):
+    with pytest.raises(KubeconfigError) as info:
         Kube.connect(kubeconfig=str(cfg), environ={})
+    assert info.value.exit_code == 2 and "--kubeconfig" in info.value.hint

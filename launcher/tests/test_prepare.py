@@ -7,19 +7,12 @@ from types import SimpleNamespace as NS
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+import copy
+
+from dok.kube.errors import translate
 from dok.launcher import manifests as m
 from dok.launcher.exceptions import ConfigError, PermissionDenied
-from dok.launcher.kube import translate_error
 from dok.launcher.prepare import ensure_runner_rbac, setup
-
-
-def as_model(manifest):
-    """A manifest dict as the client's snake_case model (what `read` returns)."""
-    from kubernetes import client
-
-    model = {"ServiceAccount": client.V1ServiceAccount, "Role": client.V1Role,
-             "RoleBinding": client.V1RoleBinding}[manifest["kind"]]
-    return model.from_dict(manifest)
 
 
 class RbacKube:
@@ -32,7 +25,7 @@ class RbacKube:
         self.can_create = can_create
         self.created, self.replaced = [], []
         self._ns_exists = namespace_exists
-        self.rbac = NS(delete_namespaced_role_binding=lambda name, ns: self.objects.pop(("RoleBinding", name)))
+        self.deleted = []
 
     def ping(self):
         return "v1.20.2"
@@ -45,12 +38,11 @@ class RbacKube:
 
     def read(self, kind, ns, name):
         obj = self.objects.get((kind, name))
-        return as_model(obj) if obj else None
+        return copy.deepcopy(obj) if obj else None  # the API's JSON, as dok.kube returns it
 
     def create(self, manifest):
         if not self.can_create:
-            raise translate_error(ApiException(status=403, reason="Forbidden",
-                                               body='{"message": "roles.rbac is forbidden"}'), action="create")
+            raise translate(ApiException(status=403, reason="Forbidden"), action="create")
         self.created.append(manifest["kind"])
         if manifest["kind"] == "ServiceAccount":  # the token controller's work, at once
             manifest = dict(manifest, secrets=[{"name": "dok-runner-token-x"}])
@@ -60,8 +52,9 @@ class RbacKube:
         self.replaced.append(manifest["kind"])
         self.objects[(manifest["kind"], manifest["metadata"]["name"])] = manifest
 
-    def _call(self, action, fn, *args, **kwargs):
-        return fn(*args, **kwargs)
+    def delete(self, kind, ns, name, grace_period_seconds=None):
+        self.deleted.append(kind)
+        return self.objects.pop((kind, name), None) is not None
 
 
 def all_objects(ns="ns"):
@@ -134,3 +127,24 @@ def test_waits_for_service_account_token_on_old_clusters(monkeypatch):
     with pytest.raises(ConfigError, match="no token Secret"):
         prep._wait_for_token(kube, "ns", "dok-runner", timeout=0.3)
     assert prep.needs_token_secrets("v1.20.2") and not prep.needs_token_secrets("v1.29.0")
+
+
+def test_our_binding_to_another_role_is_recreated():
+    objs = all_objects()
+    binding = copy.deepcopy(objs[("RoleBinding", "dok-runner")])
+    binding["roleRef"] = dict(binding["roleRef"], kind="ClusterRole", name="view")
+    objs[("RoleBinding", "dok-runner")] = binding
+    kube = RbacKube(objs)
+    res = ensure_runner_rbac(kube, "ns")
+    assert kube.deleted == ["RoleBinding"] and kube.created == ["RoleBinding"]
+    assert res.created == ["RoleBinding/dok-runner"]
+    assert kube.objects[("RoleBinding", "dok-runner")]["roleRef"]["kind"] == "Role"
+
+
+def test_created_concurrently_is_fine():
+    class Racing(RbacKube):
+        def create(self, manifest):
+            raise translate(ApiException(status=409, reason="AlreadyExists"), action="create")
+
+    res = ensure_runner_rbac(Racing(all_objects() | {("ServiceAccount", "dok-runner"): None}), "ns")
+    assert res.created == [] and res.verified == ["Role/dok-runner", "RoleBinding/dok-runner"]

@@ -1,5 +1,6 @@
-"""The Kubernetes adapter: retries transient failures with backoff, translates the rest with a hint;
-PodWorkerBackend's create/cleanup semantics (fake CoreV1Api, no cluster)."""
+"""The runner's use of the shared Kubernetes adapter (dok.kube): its retry policy and hints (transient failures
+retried with backoff, the rest translated naming the service account); PodWorkerBackend's create/cleanup
+semantics (fake CoreV1Api, no cluster)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from kubernetes.client.exceptions import ApiException
 from dok.runner.backend import PodWorkerBackend, warning_events_text
 from dok.core.runspec import RunSpec
 from dok.runner.config import RunnerConfig
-from dok.runner.exceptions import ApiUnavailable, Conflict, Forbidden, KubernetesError, NotFound
-from dok.runner.kube import Kube, RetryPolicy
+from dok.kube.exceptions import ClusterUnreachable
+from dok.runner.exceptions import Conflict, Forbidden, KubernetesError, NotFound
+from dok.kube import Kube, RetryPolicy
+from dok.runner.kube import HINTS, RETRY, connect
 
 
 class Resp:
@@ -58,7 +61,7 @@ class FakeCore:
 
 def kube(core, budget=5.0):
     sleeps = []
-    k = Kube(namespace="ns", core_api=core, retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget),
+    k = Kube(core=core, retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget), hints=HINTS,
              sleep=sleeps.append, clock=lambda: sum(sleeps))
     return k, sleeps
 
@@ -70,7 +73,7 @@ def refused():
 def test_transient_errors_are_retried_with_growing_backoff():
     core = FakeCore(list_namespaced_pod=[refused(), api_error(503), api_error(429), refused(), {"items": [{"a": 1}]}])
     k, sleeps = kube(core)
-    assert k.list_pods("x=y") == [{"a": 1}]
+    assert k.list_pods("ns", "x=y") == [{"a": 1}]
     assert len(sleeps) == 4 and sleeps[-1] > sleeps[0]
     assert core.calls[0][2]["label_selector"] == "x=y"
 
@@ -78,9 +81,9 @@ def test_transient_errors_are_retried_with_growing_backoff():
 def test_gives_up_after_the_budget_with_a_hint():
     core = FakeCore(list_namespaced_pod=[refused()] * 100)
     k, sleeps = kube(core, budget=2.0)
-    with pytest.raises(ApiUnavailable, match="cannot reach the Kubernetes API") as info:
-        k.list_pods("x=y")
-    assert "gave up after" in str(info.value) and info.value.hint
+    with pytest.raises(ClusterUnreachable, match="cluster unreachable") as info:
+        k.list_pods("ns", "x=y")
+    assert "gave up after" in str(info.value) and "unreachable from this pod" in info.value.hint
     assert sum(sleeps) <= 2.0
 
 
@@ -89,20 +92,39 @@ def test_gives_up_after_the_budget_with_a_hint():
     (422, KubernetesError, "invalid"), (400, KubernetesError, "HTTP 400"),
 ])
 def test_errors_are_translated_without_retry(status, cls, text):
-    core = FakeCore(read_namespaced_pod=[api_error(status, "the message")])
+    core = FakeCore(create_namespaced_pod=[api_error(status, "the message")])
     k, sleeps = kube(core)
     with pytest.raises(cls, match=text) as info:
-        k.get_pod("p")
-    assert "the message" in str(info.value) and "get pod ns/p" in str(info.value)
+        k.create({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}})
+    assert "the message" in str(info.value) and "create Pod ns/p" in str(info.value)
     assert sleeps == []
 
 
 def test_delete_treats_404_as_success():
     core = FakeCore(delete_namespaced_pod=[api_error(404), {}])
     k, _ = kube(core)
-    assert k.delete_pod("gone") is False
-    assert k.delete_pod("here", grace_period_seconds=1) is True
+    assert k.delete_pod("ns", "gone") is False
+    assert k.delete_pod("ns", "here", grace_period_seconds=1) is True
     assert core.calls[1][2]["grace_period_seconds"] == 1
+
+
+def test_connect_outside_a_pod_uses_kubeconfig(tmp_path, monkeypatch):
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: abc}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+""")
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(cfg))
+    k = connect()
+    assert k.host == "https://127.0.0.1:1" and k.retry is RETRY and k.hints is HINTS
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with pytest.raises(KubernetesError, match="no Kubernetes configuration"):
+        connect()
 
 
 CONFIG = RunnerConfig(spec=RunSpec(identifier="0f8e2d3c-aaaa", flow_name="fanout", image="img", namespace="ns"),

@@ -20,6 +20,7 @@ import threading
 import time
 
 from dok.core import DaskOnKubernetesEnvironment, Flow, task
+from dok.kube import pod_snapshot
 import dok.launcher
 
 COLUMNS = ("to_job_running_s", "to_first_task_s", "to_max_workers_s", "max_workers_after_demand_s",
@@ -61,8 +62,8 @@ class Watch(threading.Thread):
             except Exception:  # noqa: BLE001 - a missed poll only costs resolution
                 pods = []
             now = time.monotonic() - self.t0
-            running = [p for p in pods if p.status and p.status.phase == "Running"]
-            comp = lambda p: (p.metadata.labels or {}).get("app.kubernetes.io/component")  # noqa: E731
+            running = [p for p in map(pod_snapshot, pods) if p.phase == "Running"]
+            comp = lambda p: p.labels.get("app.kubernetes.io/component")  # noqa: E731
             if self.job_running is None and any(comp(p) == "job" for p in running):
                 self.job_running = now
             workers = sum(1 for p in running if comp(p) == "worker")

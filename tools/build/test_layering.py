@@ -1,6 +1,7 @@
 """The package layering, checked on the sources: core imports no docker/kubernetes code and no other dok
 package; builder, launcher and runner import core, and never each other's insides (the launcher's CLI may
-import builder's public top-level names only).
+import builder's public top-level names only). The cluster is reached through one seam: only dok.kube imports
+the kubernetes client (and urllib3, tenacity); launcher and runner use dok.kube, core and builder do not.
 
 Every cross-package use counts, not just `import` statements: a string naming a dok package
 ("dok.runner", `".".join(("dok", "runner"))`, `f"dok.{name}"`) is a use too (a lazy import, a module run
@@ -22,11 +23,18 @@ if not (ROOT / "core").is_dir():  # under Bazel the sources sit in the runfiles 
 ALLOWED = {
     "core": {"dok.core"},
     "builder": {"dok.core", "dok.builder"},
-    "launcher": {"dok.core", "dok.launcher", "dok.builder"},
-    "runner": {"dok.core", "dok.runner"},
+    "kube": {"dok.core", "dok.kube"},
+    "launcher": {"dok.core", "dok.launcher", "dok.builder", "dok.kube"},
+    "runner": {"dok.core", "dok.runner", "dok.kube"},
 }
-THIRD_PARTY_FORBIDDEN = {"core": {"docker", "kubernetes", "requests", "urllib3"}}
-PACKAGES = ("core", "builder", "launcher", "runner")
+KUBERNETES_CLIENT = {"kubernetes", "urllib3", "tenacity"}  # dok.kube's alone
+THIRD_PARTY_FORBIDDEN = {
+    "core": {"docker", "requests"} | KUBERNETES_CLIENT,
+    "builder": KUBERNETES_CLIENT,
+    "launcher": KUBERNETES_CLIENT,
+    "runner": KUBERNETES_CLIENT,
+}
+PACKAGES = ("core", "builder", "kube", "launcher", "runner")
 # (file, the package named or "dok.{…}" for a computed name) -> why it is allowed.
 DYNAMIC_USES = {
     ("core/dok/core/environment.py", "dok.{…}"): "DaskOnKubernetesEnvironment.build/setup/execute/run delegate "
@@ -94,6 +102,12 @@ def test_package_imports_respect_layering(package: str) -> None:
             elif package == "launcher" and parts[1] == "builder" and len(parts) > 3:
                 problems.append(f"{src.relative_to(ROOT)} reaches into builder internals: {name}")
     assert not problems, "layering violations:\n" + "\n".join(problems)
+
+
+def test_kube_seam_is_found_and_checked() -> None:
+    """The seam package exists where the layering expects it (a typo would make the checks above vacuous)."""
+    assert _sources("kube"), f"no dok.kube sources under {ROOT}"
+    assert any(name.split(".")[0] == "kubernetes" for src in _sources("kube") for name in _imports(src))
 
 
 @pytest.mark.parametrize("package", sorted(ALLOWED))

@@ -1,7 +1,7 @@
 """`build(env, flow)`: turn a flow and its environment into an image the launcher and runner can use.
 
 1. Plan (no docker): dump the flow bundle, resolve the image name, the runtime pins (the client's exact
-   dask/distributed/cloudpickle/kubernetes versions), the dok package sources, the user's files; render the
+   dask/distributed/cloudpickle/kubernetes/tenacity versions), the dok package sources, the user's files; render the
    Dockerfile; assemble the context in memory.
 2. Connect to dockerd; make sure the base image exists; default tag = content hash of the context, the
    base image ID and the environment spec.
@@ -37,8 +37,8 @@ from dok.builder.naming import (
 )
 from dok.builder.progress import BuildEvent, ProgressCallback, print_progress
 
-RUNTIME_PACKAGES = ("dask", "distributed", "cloudpickle", "kubernetes")
-DOK_PACKAGES = ("core", "runner")
+RUNTIME_PACKAGES = ("dask", "distributed", "cloudpickle", "kubernetes", "tenacity")  # tenacity: dok.kube retries
+DOK_PACKAGES = ("core", "kube", "runner")  # the runner reaches the cluster through dok.kube
 _HEALTHCHECK_SOURCE = Path(__file__).with_name("image_healthcheck.py")
 
 
@@ -175,6 +175,9 @@ def build(
     if "runner" not in plan.dok_packages:
         report(BuildEvent(kind="phase", message="warning: dok.runner is not importable here; the image can load "
                           "the flow but cannot run it on Kubernetes (install ./runner)"))
+    elif "kube" not in plan.dok_packages:
+        report(BuildEvent(kind="phase", message="warning: dok.kube is not importable here; the image's runner "
+                          "cannot reach Kubernetes (install ./kube)"))
     client = docker.connect(timeout=config.timeout)
     base_id = docker.ensure_base_image(client, plan.base_image, report)
     tag = plan.explicit_tag or plan.context.content_hash({"base_image_id": base_id, "environment": _spec_for_hash(plan.env)})

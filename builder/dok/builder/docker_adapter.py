@@ -176,7 +176,7 @@ def translate_build_error(*, step: tuple[int, int, str] | None, tail: list[str],
         joined = "\n".join(tail)
         pip_line = _pip_errors(tail)
         runtime_only = not any(dep in (step[2] if step else "") for dep in python_dependencies)
-        what = "the runtime dependencies (dask, distributed, cloudpickle, kubernetes)" if runtime_only else \
+        what = "the runtime dependencies (dask, distributed, cloudpickle, kubernetes, tenacity)" if runtime_only else \
             "python_dependencies " + ", ".join(python_dependencies)
         if "CERTIFICATE_VERIFY_FAILED" in joined or "SSLError" in joined:
             hint = "pip inside the build cannot verify PyPI's certificate: pass ca_bundle= (or set DOK_BUILD_CA_BUNDLE), " \

@@ -6,9 +6,9 @@ Layer order, most stable first, so that changing only the flow rebuilds only the
    with a message saying what differs;
 2. optional network settings for pip (CA bundle -> `PIP_CERT`, index URL -> `PIP_INDEX_URL`);
 3. a virtualenv at `/opt/dok/venv` (first on `PATH`) with the runtime pins (dask, distributed, cloudpickle,
-   kubernetes at exactly the client's versions), then the user's `python_dependencies` (pins repeated so
+   kubernetes, tenacity at exactly the client's versions), then the user's `python_dependencies` (pins repeated so
    pip cannot move them);
-4. the dok packages the pod needs (`dok.core`, `dok.runner`) under `/opt/dok/src` (on the venv's path via
+4. the dok packages the pod needs (`dok.core`, `dok.kube`, `dok.runner`) under `/opt/dok/src` (on the venv's path via
    a `.pth` file) and the build-time health check script;
 5. the user's `files`, then `env_vars`;
 6. `USER 1000:1000`, `HOME=/tmp`;
@@ -106,7 +106,7 @@ def render_dockerfile(
     python_dependencies: Sequence[str] = (),
     ca_bundle: bool = False,
     pip_index_url: str | None = None,
-    dok_packages: Sequence[str] = ("core", "runner"),
+    dok_packages: Sequence[str] = ("core", "kube", "runner"),
     has_files: bool = False,
     env_vars: Mapping[str, str] | None = None,
     flow_name: str,

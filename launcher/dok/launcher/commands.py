@@ -331,6 +331,7 @@ def cmd_cancel(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 def cmd_cleanup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from dok.core import labels as core_labels
+    from dok.kube import labels_of
 
     from .handle import RunHandle
     from .manifests import validate_identifier
@@ -341,7 +342,7 @@ def cmd_cleanup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     ns = namespace_of(args, kube)
     if args.all:
         sel = f"{core_labels.MANAGED_BY_LABEL}=dok,{core_labels.IDENTIFIER_LABEL}"
-        ids = sorted({(o.metadata.labels or {}).get(core_labels.IDENTIFIER_LABEL)
+        ids = sorted({labels_of(o).get(core_labels.IDENTIFIER_LABEL)
                       for o in kube.list_jobs(ns, sel) + kube.list_pods(ns, sel)} - {None})
     else:
         ids = [args.identifier]
@@ -362,6 +363,7 @@ def cmd_cleanup(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 
 def cmd_list(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from dok.core import labels as core_labels
+    from dok.kube import created_text, labels_of
 
     from .handle import _job_phase
 
@@ -372,27 +374,27 @@ def cmd_list(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     pods = kube.list_pods(ns, sel)
     workers: dict[str, int] = {}
     for p in pods:
-        labels = p.metadata.labels or {}
+        labels = labels_of(p)
         if labels.get(core_labels.COMPONENT_LABEL) != "job":
             key = labels.get(core_labels.IDENTIFIER_LABEL, "")
             workers[key] = workers.get(key, 0) + 1
     rows = [("IDENTIFIER", "FLOW", "STATUS", "WORKERS", "CREATED")]
-    for job in sorted(jobs, key=lambda j: str(j.metadata.creation_timestamp)):
-        labels = job.metadata.labels or {}
+    for job in sorted(jobs, key=lambda j: str(created_text(j))):
+        labels = labels_of(job)
         ident = labels.get(core_labels.IDENTIFIER_LABEL, "?")
         rows.append((ident, labels.get(core_labels.FLOW_LABEL, "?"), _job_phase(job), str(workers.get(ident, 0)),
-                     str(job.metadata.creation_timestamp or "")))
-    with_job = {(j.metadata.labels or {}).get(core_labels.IDENTIFIER_LABEL) for j in jobs}
+                     created_text(job) or ""))
+    with_job = {labels_of(j).get(core_labels.IDENTIFIER_LABEL) for j in jobs}
     orphans: dict[str, list[Any]] = {}
     for p in pods:
-        labels = p.metadata.labels or {}
+        labels = labels_of(p)
         ident = labels.get(core_labels.IDENTIFIER_LABEL, "?")
         if ident not in with_job:
             orphans.setdefault(ident, []).append(p)
     for ident, items in sorted(orphans.items()):
-        labels = items[0].metadata.labels or {}
+        labels = labels_of(items[0])
         rows.append((ident, labels.get(core_labels.FLOW_LABEL, "?"), f"NoJob({len(items)} pods)",
-                     str(workers.get(ident, 0)), str(items[0].metadata.creation_timestamp or "")))
+                     str(workers.get(ident, 0)), created_text(items[0]) or ""))
     if len(rows) == 1:
         print(f"no dok runs in namespace {ns}", file=out, flush=True)
         return EXIT_SUCCESS

@@ -9,6 +9,11 @@ from __future__ import annotations
 
 from dok.core.exceptions import EXIT_INFRA, EXIT_USAGE, DokError
 
+# Failed Kubernetes calls raise the shared seam's errors (one translation, in dok.kube), with these exit codes:
+# 2 for 401/403/404/409/400/422 and kubeconfig problems, 3 for an unreachable or failing API server. The two
+# the launcher also raises itself are re-exported under their launcher names.
+from dok.kube.exceptions import ApiUnavailable, ClusterUnreachable  # noqa: F401 - re-exported
+
 
 class LauncherError(DokError):
     """Base of every launcher error: a one-line message, an optional hint, and the CLI exit code (core's
@@ -40,14 +45,6 @@ class InfrastructureError(LauncherError):
     """The platform failed, not the flow: cluster unreachable, image pull failure, job pod deleted, …"""
 
     exit_code = EXIT_INFRA
-
-
-class ClusterUnreachable(InfrastructureError):
-    """The Kubernetes API server cannot be reached (connection refused, DNS, TLS, timeout)."""
-
-
-class ApiUnavailable(InfrastructureError):
-    """The API server answered with a transient error (5xx, 429): worth retrying for a while."""
 
 
 class ImagePullError(InfrastructureError):

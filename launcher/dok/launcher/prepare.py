@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dok.core import labels as core_labels
+from dok.kube import Conflict, Forbidden, labels_of
+from dok.kube import retry as kube_retry
 
 from .exceptions import ConfigError, PermissionDenied
-from .kube import Access, Kube, is_conflict
+from .kube import Access, Kube
 from .manifests import (RUNNER_NAME, missing_rules, role_binding_manifest, role_manifest,
                         service_account_manifest, validate_namespace)
 
@@ -59,24 +61,25 @@ def check_caller(kube: Kube, namespace: str) -> None:
                                hint="ask a cluster admin for a Role with these verbs bound to you")
 
 
-def _is_ours(obj: Any) -> bool:
-    labels = (obj.metadata.labels or {}) if obj.metadata else {}
-    return labels.get(core_labels.MANAGED_BY_LABEL) == "dok"
+def _is_ours(obj: Mapping[str, Any]) -> bool:
+    return labels_of(obj).get(core_labels.MANAGED_BY_LABEL) == "dok"
 
 
-def _rules_as_dicts(role: Any) -> list[dict[str, Any]]:
-    return [{"apiGroups": list(r.api_groups or []), "resources": list(r.resources or []),
-             "verbs": list(r.verbs or [])} for r in (role.rules or [])]
+def _rules_as_dicts(role: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"apiGroups": list(r.get("apiGroups") or []), "resources": list(r.get("resources") or []),
+             "verbs": list(r.get("verbs") or [])} for r in (role.get("rules") or [])]
+
+
+def _has_token(sa: Mapping[str, Any] | None) -> bool:
+    return sa is not None and bool(sa.get("secrets"))
 
 
 def _wait_for_token(kube: Kube, namespace: str, name: str, timeout: float = 20.0) -> None:
     """Kubernetes < 1.24 refuses pods of a ServiceAccount until its token Secret exists: wait (bounded)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        sa = kube.read("ServiceAccount", namespace, name)
-        if sa is not None and sa.secrets:
-            return
-        time.sleep(0.2)
+    sa = kube_retry.poll(lambda: kube.read("ServiceAccount", namespace, name), done=_has_token, timeout=timeout,
+                         interval=0.2)
+    if _has_token(sa):
+        return
     raise ConfigError(f"ServiceAccount {namespace}/{name} got no token Secret within {timeout:g} s",
                       hint="is the cluster's controller-manager (token controller) running?")
 
@@ -100,19 +103,18 @@ def ensure_runner_rbac(kube: Kube, namespace: str, name: str = RUNNER_NAME, *,
         try:
             kube.create(manifest)
             result.created.append(f"{kind}/{name}")
-        except PermissionDenied as exc:
+        except Forbidden as exc:
             raise PermissionDenied(f"{kind} {namespace}/{name} is missing and you may not create it: {exc.message}",
                                    hint="ask a cluster admin to run `dok setup` (or create it) in this namespace") from exc
-        except ConfigError as exc:  # 409: created concurrently by another dok — fine
-            if not is_conflict(exc.__cause__):
-                raise
+        except Conflict:  # created concurrently by another dok — fine
+            pass
 
     sa = kube.read("ServiceAccount", namespace, name)
     if sa is None:
         create(service_account_manifest(namespace, name))
     else:
         result.verified.append(f"ServiceAccount/{name}")
-    if token_secrets and (sa is None or not sa.secrets):
+    if token_secrets and not _has_token(sa):
         _wait_for_token(kube, namespace, name)
 
     wanted_role = role_manifest(namespace, name)
@@ -135,16 +137,17 @@ def ensure_runner_rbac(kube: Kube, namespace: str, name: str = RUNNER_NAME, *,
     if binding is None:
         create(wanted_binding)
     else:
-        ref_ok = binding.role_ref is not None and binding.role_ref.kind == "Role" and binding.role_ref.name == name
-        subject_ok = any(s.kind == "ServiceAccount" and s.name == name and (s.namespace or namespace) == namespace
-                         for s in (binding.subjects or []))
+        ref = binding.get("roleRef") or {}
+        ref_ok = ref.get("kind") == "Role" and ref.get("name") == name
+        subject_ok = any(s.get("kind") == "ServiceAccount" and s.get("name") == name
+                         and (s.get("namespace") or namespace) == namespace for s in (binding.get("subjects") or []))
         if ref_ok and subject_ok:
             result.verified.append(f"RoleBinding/{name}")
         elif _is_ours(binding) and ref_ok:
             kube.replace(wanted_binding)
             result.updated.append(f"RoleBinding/{name}")
         elif _is_ours(binding):  # roleRef is immutable: recreate
-            kube._call(f"delete RoleBinding {namespace}/{name}", kube.rbac.delete_namespaced_role_binding, name, namespace)
+            kube.delete("RoleBinding", namespace, name)
             create(wanted_binding)
         else:
             raise PermissionDenied(f"RoleBinding {namespace}/{name} (not managed by dok) does not bind "

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from dok.core.labels import COMPONENT_LABEL, IDENTIFIER_LABEL
+from dok.kube import Kube, RetryPolicy, labels_of, name_of, pod_snapshot
+from dok.kube import retry as kube_retry
 from dok.runner.config import RunnerConfig
-from dok.runner.exceptions import Conflict, JobRetried, KubernetesError, NotFound
+from dok.runner.exceptions import Conflict, JobRetried, KubernetesError
 from dok.runner.health import WorkerObservation, observe_pod
-from dok.runner.kube import Kube
 from dok.runner.manifests import (
     WORKER_COMPONENT,
     JobPodTemplate,
@@ -73,9 +73,8 @@ class PodWorkerBackend:
         self.selector = f"{IDENTIFIER_LABEL}={config.spec.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
 
     async def prepare(self) -> None:
-        try:
-            pod = await asyncio.to_thread(self.kube.get_pod, self.config.pod_name)
-        except NotFound:
+        pod = await asyncio.to_thread(self.kube.read, "Pod", self.config.namespace, self.config.pod_name)
+        if pod is None:
             raise KubernetesError(f"the job pod {self.config.namespace}/{self.config.pod_name} (DOK_POD_NAME) "
                                   "does not exist", hint="DOK_POD_NAME must be the runner's own pod name "
                                                          "(downward API metadata.name)") from None
@@ -88,7 +87,7 @@ class PodWorkerBackend:
         job = next((o.get("name") for o in owners if o.get("kind") == "Job"), None)
         if not job:
             return
-        events = await asyncio.to_thread(self.kube.pod_events, job, kind="Job")
+        events = await asyncio.to_thread(self._events, job, "Job")
         earlier = previous_job_pods(events, own_pod=self.config.pod_name)
         if earlier:
             raise JobRetried(f"job pod {self.config.pod_name} replaces {', '.join(earlier)} of the same run "
@@ -125,77 +124,96 @@ class PodWorkerBackend:
         if self.template is None:
             await self.prepare()
         manifest = self.manifest(name, scheduler_address)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                await asyncio.to_thread(self.kube.create_pod, manifest)
+        try:
+            await kube_retry.acall(lambda: self._create_once(manifest), policy=CONFLICT_RETRY,
+                                   retry_on=lambda exc: isinstance(exc, _OldPodInTheWay))
+        except _OldPodInTheWay as exc:
+            raise exc.conflict from None
+
+    async def _create_once(self, manifest: dict[str, Any]) -> None:
+        """Create the pod; a 409 is success when the pod is ours and alive (a retried request landed), and
+        worth another try (`_OldPodInTheWay`) when an old pod of ours with that name is still terminating."""
+        name = manifest["metadata"]["name"]
+        try:
+            await asyncio.to_thread(self.kube.create, manifest)
+            return
+        except Conflict as conflict:
+            existing = await asyncio.to_thread(self.kube.read, "Pod", self.config.namespace, name)
+            if existing is None:
+                raise _OldPodInTheWay(conflict) from None  # gone meanwhile: create again
+            if labels_of(existing).get(IDENTIFIER_LABEL) != self.config.spec.identifier:
+                raise
+            if not pod_snapshot(existing).deleting:
                 return
-            except Conflict:
-                # Our own earlier attempt landed (a retried request), or an old pod of that name is terminating.
-                try:
-                    existing = await asyncio.to_thread(self.kube.get_pod, name)
-                except NotFound:
-                    continue
-                labels = (existing.get("metadata") or {}).get("labels") or {}
-                mine = labels.get(IDENTIFIER_LABEL) == self.config.spec.identifier
-                if mine and not existing["metadata"].get("deletionTimestamp"):
-                    return
-                if not mine or time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(1.0)
+            raise _OldPodInTheWay(conflict) from None
 
     async def delete(self, name: str) -> bool:
         """Delete with a short grace period; a pod that never started (Pending: image pull, unschedulable)
         has nothing to stop, so it goes at once (grace 0) instead of lingering as Terminating."""
         grace = 0 if name in self._pending else self.delete_grace_seconds
-        return await asyncio.to_thread(self.kube.delete_pod, name, grace_period_seconds=grace)
+        return await asyncio.to_thread(self.kube.delete_pod, self.config.namespace, name, grace_period_seconds=grace)
 
     async def observe(self) -> list[WorkerObservation]:
-        pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
+        pods = await asyncio.to_thread(self._list)
         observations = [observe_pod(p) for p in pods]
-        self._pending = {p["metadata"]["name"] for p in pods if _never_started(p)}
+        self._pending = {name_of(p) for p in pods if pod_snapshot(p).never_started}
         return observations
 
     async def diagnostics(self, name: str, *, log: bool = True) -> str:
-        events = await asyncio.to_thread(self.kube.pod_events, name)
+        events = await asyncio.to_thread(self._events, name, "Pod")
         parts = warning_events_text(events)
         if log:
-            tail = (await asyncio.to_thread(self.kube.pod_log_tail, name, lines=20)).strip()
+            tail = (await asyncio.to_thread(self._log_tail, name)).strip()
             if tail:
                 parts.append("--- last lines of its log ---\n" + tail)
         return "\n".join(parts)
 
+    # -- the API calls (blocking; called through asyncio.to_thread) ---------------------------------------------
+    def _list(self) -> list[dict[str, Any]]:
+        return self.kube.list_pods(self.config.namespace, self.selector)
+
+    def _events(self, name: str, kind: str) -> list[dict[str, Any]]:
+        """Events about one object (best effort: one short attempt, [] if they cannot be read)."""
+        try:
+            return self.kube.events(self.config.namespace, name, kind=kind, quick=True)
+        except Exception:  # noqa: BLE001 - diagnostics only
+            return []
+
+    def _log_tail(self, name: str, lines: int = 20) -> str:
+        """The last lines of a pod's log, or '' if it cannot be read (best effort)."""
+        try:
+            return self.kube.pod_log(self.config.namespace, name, tail_lines=lines, quick=True)
+        except Exception:  # noqa: BLE001 - diagnostics only
+            return ""
+
     async def cleanup(self) -> list[str]:
         """Delete every worker pod of this run still there. Pods that never started are deleted with grace 0
         (also when already Terminating: shortening the grace period is allowed)."""
-        pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
+        pods = await asyncio.to_thread(self._list)
         deleted = []
-        for pod in pods:
-            meta = pod.get("metadata") or {}
-            never_started = _never_started(pod)
-            if meta.get("deletionTimestamp") and not never_started:
+        for pod in map(pod_snapshot, pods):
+            if pod.deleting and not pod.never_started:
                 continue
-            grace = 0 if never_started else self.delete_grace_seconds
-            if await asyncio.to_thread(self.kube.delete_pod, meta["name"], grace_period_seconds=grace):
-                deleted.append(meta["name"])
+            grace = 0 if pod.never_started else self.delete_grace_seconds
+            if await asyncio.to_thread(self.kube.delete_pod, self.config.namespace, pod.name,
+                                       grace_period_seconds=grace):
+                deleted.append(pod.name)
         return deleted
 
     async def remaining(self) -> list[str]:
         """Names of this run's worker pods that still exist (Terminating included)."""
-        pods = await asyncio.to_thread(self.kube.list_pods, self.selector)
-        return [p["metadata"]["name"] for p in pods]
+        pods = await asyncio.to_thread(self._list)
+        return [name_of(p) for p in pods]
 
 
-def _never_started(pod: dict) -> bool:
-    """Pending with no container that ever ran: safe to delete without a grace period."""
-    status = pod.get("status") or {}
-    if status.get("phase") not in (None, "Pending"):
-        return False
-    for container in status.get("containerStatuses") or []:
-        state = container.get("state") or {}
-        if "running" in state or "terminated" in state or container.get("lastState", {}).get("terminated"):
-            return False
-    return True
+# An old pod of this run with the wanted name is still terminating: try again every second for a minute.
+CONFLICT_RETRY = RetryPolicy(initial=1.0, maximum=1.0, budget=60.0, jitter=0.0)
+
+
+class _OldPodInTheWay(Exception):
+    def __init__(self, conflict: Conflict) -> None:
+        super().__init__(str(conflict))
+        self.conflict = conflict
 
 
 def warning_events_text(events: list[dict], *, limit: int = 3) -> list[str]:

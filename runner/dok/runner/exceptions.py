@@ -1,7 +1,8 @@
 """Errors of dok.runner: one line saying what is wrong, plus a hint saying what to do.
 
 Every error the runner raises on purpose is a `RunnerError` (a `dok.core.exceptions.DokError`). Kubernetes
-SDK errors are translated where the call is made (`dok.runner.kube`). Each error knows the job pod's exit
+SDK errors are translated where the call is made, by the shared seam `dok.kube` (its classes are re-exported here:
+`KubernetesError` is `dok.kube.KubeError`). Each error knows the job pod's exit
 code it maps to: the runner exits 0 when the flow succeeded, 1 when the flow failed (or was cancelled), and
 3 for an infrastructure failure (bad configuration from the launcher, bundle mismatch, API errors, worker
 pods that cannot start).
@@ -10,6 +11,8 @@ pods that cannot start).
 from __future__ import annotations
 
 from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, DokError
+from dok.kube.exceptions import ApiUnavailable, Conflict, Forbidden, NotFound  # noqa: F401 - re-exported
+from dok.kube.exceptions import KubeError as KubernetesError  # noqa: F401 - re-exported
 
 
 class RunnerError(DokError):
@@ -21,32 +24,6 @@ class RunnerError(DokError):
 
 class ConfigError(RunnerError):
     """A setting of the job pod environment (DOK_*) is missing or malformed."""
-
-
-class KubernetesError(RunnerError):
-    """The Kubernetes API refused a request or could not be reached (after retries)."""
-
-    def __init__(self, message: str, *, hint: str | None = None, status: int | None = None,
-                 reason: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-        self.reason = reason
-
-
-class NotFound(KubernetesError):
-    """The object does not exist (HTTP 404)."""
-
-
-class Conflict(KubernetesError):
-    """The object already exists (HTTP 409)."""
-
-
-class Forbidden(KubernetesError):
-    """The runner's service account may not do this (HTTP 401/403)."""
-
-
-class ApiUnavailable(KubernetesError):
-    """The API server kept failing (connection refused, timeouts, 5xx, 429) for the whole retry budget."""
 
 
 class JobRetried(RunnerError):

@@ -1,7 +1,8 @@
 """Worker health: what a worker pod's status means, and what the runner does about it (pure functions).
 
-`observe_pod(pod)` turns a pod's API JSON into a `WorkerObservation` (pending / running / exited / failed /
-deleting, with a `Problem` such as ErrImagePull or Unschedulable and the kubelet's or scheduler's text).
+`observe_pod(pod)` reads a pod's API JSON with the shared `dok.kube.pods.pod_snapshot` (the launcher's job-pod
+watch reads its pod the same way) and turns it into a `WorkerObservation` (pending / running / exited /
+failed / deleting, with a `Problem` such as ErrImagePull or Unschedulable and the kubelet's or scheduler's text).
 `HealthPolicy.decide(...)` turns observations into decisions, so the run never hangs silently:
 - `Replace`: the worker is gone for a reason that is not fatal (deleted by someone, exited, evicted, crashed
   after it had joined): drop it from the cluster's spec and let Adaptive ask for a new one;
@@ -16,13 +17,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dok.kube.pods import IMAGE_PULL_REASONS, PodSnapshot, pod_snapshot
 from dok.runner.exceptions import WorkerStartError
 
 WorkerPhase = Literal["pending", "running", "exited", "failed", "deleting"]
 
 # Waiting reasons that mean "this will not start by itself" (after the start timeout) or "never" (at once).
-WAITING_PROBLEMS = frozenset({
-    "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull", "RegistryUnavailable",
+WAITING_PROBLEMS = IMAGE_PULL_REASONS | frozenset({
     "CreateContainerConfigError", "CreateContainerError", "CrashLoopBackOff", "RunContainerError",
     "PreCreateHookError", "PostStartHookError",
 })
@@ -62,49 +63,39 @@ class WorkerObservation:
 
 def observe_pod(pod: Mapping[str, Any]) -> WorkerObservation:
     """Classify one worker pod (API JSON, camelCase)."""
-    meta = pod.get("metadata") or {}
-    status = pod.get("status") or {}
-    name = meta.get("name", "?")
-    phase = status.get("phase") or "Pending"
-    container = _worker_container_status(status)
-    state = (container or {}).get("state") or {}
-    if meta.get("deletionTimestamp"):
+    return observe(pod_snapshot(pod, container="worker"))
+
+
+def observe(snap: PodSnapshot) -> WorkerObservation:
+    """Classify one worker pod from its snapshot (`dok.kube.pods`, shared with the launcher's job-pod watch)."""
+    name, phase, c = snap.name, snap.phase, snap.container
+    if snap.deleting:
         return WorkerObservation(name=name, phase="deleting")
-    terminated = state.get("terminated")
-    if phase == "Failed" or (terminated and terminated.get("exitCode", 0) != 0):
+    terminated = c is not None and c.terminated
+    if phase == "Failed" or (terminated and (c.exit_code or 0) != 0):
         if terminated:
-            code = terminated.get("exitCode")
-            reason = terminated.get("reason") or "Error"
+            code = c.exit_code
             text = f"container exited with code {code}"
-            if terminated.get("message"):
-                text += ": " + terminated["message"].strip()[-500:]
-            return WorkerObservation(name=name, phase="failed", exit_code=code, problem=Problem(reason=reason,
-                                                                                               message=text))
+            if c.terminated_message:
+                text += ": " + c.terminated_message[-500:]
+            return WorkerObservation(name=name, phase="failed", exit_code=code,
+                                     problem=Problem(reason=c.terminated_reason or "Error", message=text))
         return WorkerObservation(name=name, phase="failed",
-                                 problem=Problem(reason=status.get("reason") or "Failed",
-                                                 message=(status.get("message") or "").strip()))
+                                 problem=Problem(reason=snap.reason or "Failed", message=snap.message))
     if phase == "Succeeded" or terminated:
         return WorkerObservation(name=name, phase="exited", exit_code=0)
-    if phase == "Running" and state.get("running") is not None:
+    if phase == "Running" and c is not None and c.running:
         return WorkerObservation(name=name, phase="running")
-    waiting = state.get("waiting") or {}
-    if waiting.get("reason") in WAITING_PROBLEMS:
-        reason = waiting["reason"]
+    waiting = c.waiting_reason if c is not None else None
+    if waiting in WAITING_PROBLEMS:
         return WorkerObservation(name=name, phase="pending", problem=Problem(
-            reason=reason, message=(waiting.get("message") or "").strip(), permanent=reason in PERMANENT_PROBLEMS))
-    for condition in status.get("conditions") or []:
-        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
-            return WorkerObservation(name=name, phase="pending", problem=Problem(
-                reason=condition.get("reason") or "Unschedulable", message=(condition.get("message") or "").strip()))
-    if waiting.get("reason"):
-        return WorkerObservation(name=name, phase="pending",
-                                 problem=Problem(reason=waiting["reason"], message=waiting.get("message") or ""))
+            reason=waiting, message=c.waiting_message, permanent=waiting in PERMANENT_PROBLEMS))
+    if snap.unschedulable_reason is not None:
+        return WorkerObservation(name=name, phase="pending", problem=Problem(
+            reason=snap.unschedulable_reason, message=snap.unschedulable_message))
+    if waiting:
+        return WorkerObservation(name=name, phase="pending", problem=Problem(reason=waiting, message=c.waiting_message))
     return WorkerObservation(name=name, phase="pending")
-
-
-def _worker_container_status(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    statuses = status.get("containerStatuses") or []
-    return next((c for c in statuses if c.get("name") == "worker"), statuses[0] if statuses else None)
 
 
 # -- decisions ----------------------------------------------------------------------------------------------

@@ -132,9 +132,9 @@ class _Session:
         if self.backend_factory is not None:
             return self.backend_factory(self.config)
         from dok.runner.backend import PodWorkerBackend
-        from dok.runner.kube import Kube
+        from dok.runner.kube import connect
 
-        return PodWorkerBackend(config=self.config, kube=Kube(namespace=self.config.namespace))
+        return PodWorkerBackend(config=self.config, kube=connect())
 
     async def _prepare(self, backend: Any) -> None:
         await backend.prepare()

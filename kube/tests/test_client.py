@@ -1,0 +1,164 @@
+"""The adapter against stand-in client APIs (no cluster): dicts out, retries per policy, translated errors,
+deletes that treat 404 as done, kubeconfig loading, and a fast failure when nothing listens."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+
+import pytest
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from dok.kube import Hints, Kube, RetryPolicy
+from dok.kube.client import Access
+from dok.kube.exceptions import ClusterUnreachable, Forbidden, KubeconfigError, NotFound
+
+
+class Resp:
+    def __init__(self, body):
+        self.data = json.dumps(body).encode()
+
+
+def api_error(status, message="nope"):
+    e = ApiException(status=status, reason="x")
+    e.body = json.dumps({"message": message})
+    return e
+
+
+class FakeApi:
+    """Each method pops the next scripted outcome (an exception to raise, or a JSON body)."""
+
+    def __init__(self, **scripts):
+        self.scripts = {k: list(v) for k, v in scripts.items()}
+        self.calls = []
+
+    def __getattr__(self, method):
+        if method.startswith("_") or method not in self.scripts:
+            raise AttributeError(method)
+
+        def fn(*args, **kwargs):
+            self.calls.append((method, args, kwargs))
+            outcome = self.scripts[method].pop(0)
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return Resp(outcome)
+        return fn
+
+
+def kube(budget=5.0, **apis):
+    sleeps = []
+    k = Kube(host="https://fake:6443", retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget),
+             sleep=sleeps.append, clock=lambda: sum(sleeps), hints=Hints(forbidden="ask for pods create"), **apis)
+    return k, sleeps
+
+
+def refused():
+    return urllib3.exceptions.NewConnectionError(None, "Connection refused")
+
+
+def test_list_returns_dicts_and_retries_transient_failures(caplog):
+    core = FakeApi(list_namespaced_pod=[refused(), api_error(503), {"items": [{"metadata": {"name": "a"}}]}])
+    k, sleeps = kube(core=core)
+    with caplog.at_level(logging.WARNING):
+        assert k.list_pods("ns", "x=y") == [{"metadata": {"name": "a"}}]
+    assert len(sleeps) == 2 and core.calls[0][2]["label_selector"] == "x=y"
+    assert core.calls[0][2]["_preload_content"] is False and core.calls[0][2]["_request_timeout"] == (5.0, 30.0)
+    assert sum("retrying" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_gives_up_after_the_budget_naming_the_attempts():
+    core = FakeApi(list_namespaced_pod=[refused()] * 100)
+    k, sleeps = kube(budget=2.0, core=core)
+    with pytest.raises(ClusterUnreachable, match="cluster unreachable at https://fake:6443") as info:
+        k.list_pods("ns", "x=y")
+    assert "gave up after" in str(info.value) and info.value.hint and sum(sleeps) <= 2.0
+
+
+def test_errors_are_translated_without_retry():
+    core = FakeApi(read_namespaced_pod=[api_error(403, "the message")])
+    k, sleeps = kube(core=core)
+    with pytest.raises(Forbidden, match="read Pod ns/p: forbidden: the message") as info:
+        k.read("Pod", "ns", "p")
+    assert info.value.hint == "ask for pods create" and sleeps == []
+
+
+def test_read_missing_is_none_and_delete_treats_404_as_done():
+    core = FakeApi(read_namespaced_pod=[api_error(404)], delete_namespaced_pod=[api_error(404), {}])
+    k, _ = kube(core=core)
+    assert k.read("Pod", "ns", "gone") is None
+    assert k.delete_pod("ns", "gone") is False
+    assert k.delete_pod("ns", "here", grace_period_seconds=1) is True
+    assert core.calls[-1][2]["grace_period_seconds"] == 1 and core.calls[-1][2]["body"]["gracePeriodSeconds"] == 1
+
+
+def test_create_sends_the_manifest_and_returns_the_object():
+    manifest = {"kind": "Job", "metadata": {"name": "j", "namespace": "ns"}, "spec": {"ttlSecondsAfterFinished": 5}}
+    batch = FakeApi(create_namespaced_job=[{**manifest, "status": {}}])
+    k, _ = kube(batch=batch)
+    assert k.create(manifest)["spec"] == {"ttlSecondsAfterFinished": 5}
+    assert batch.calls[0][1] == ("ns", manifest)
+
+
+def test_can_i_and_ping_and_quick_events():
+    authz = FakeApi(create_self_subject_access_review=[{"status": {"allowed": False, "reason": "no RBAC"}}])
+    version = FakeApi(get_code=[{"gitVersion": "v1.20.15"}])
+    core = FakeApi(list_namespaced_event=[refused()])
+    k, sleeps = kube(authz=authz, version=version, core=core)
+    assert k.can_i(Access(verb="create", resource="jobs", group="batch", namespace="ns")) == (False, "no RBAC")
+    body = authz.calls[0][1][0]
+    assert body["spec"]["resourceAttributes"] == {"verb": "create", "resource": "jobs", "group": "batch",
+                                                  "namespace": "ns"}
+    assert k.ping() == "v1.20.15"
+    with pytest.raises(ClusterUnreachable):
+        k.events("ns", "p", quick=True)
+    assert sleeps == [] and core.calls[0][2]["_request_timeout"] == (3.0, 5.0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_kubeconfig_namespace_and_fast_failure_when_nothing_listens(tmp_path):
+    port = _free_port()
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: abc}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u, namespace: team-a}}}}]
+current-context: x
+""")
+    k = Kube.from_kubeconfig(cfg)
+    assert k.default_namespace == "team-a" and k.host == f"https://127.0.0.1:{port}"
+    start = time.monotonic()
+    with pytest.raises(ClusterUnreachable) as info:
+        k.ping()
+    assert time.monotonic() - start < 10
+    assert f"127.0.0.1:{port}" in info.value.message and "connection refused" in info.value.message
+
+
+def test_broken_kubeconfig(tmp_path):
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\n")
+    with pytest.raises(KubeconfigError) as info:
+        Kube.from_kubeconfig(cfg)
+    assert info.value.exit_code == 2 and str(cfg) in info.value.message
+
+
+def test_unknown_kind_is_a_programming_error():
+    k, _ = kube()
+    with pytest.raises(ValueError):
+        k.read("Secret", "ns", "x")
+
+
+def test_not_found_is_usage_exit_code():
+    core = FakeApi(read_namespaced_pod_log=[api_error(404, "pod gone")])
+    k, _ = kube(core=core)
+    with pytest.raises(NotFound) as info:
+        k.pod_log("ns", "p")
+    assert info.value.exit_code == 2

@@ -1,0 +1,58 @@
+"""LogFollower: lines go to emit with a [job] prefix; a dropped stream is reopened (asking for the seconds it
+may have missed) with the shared retry policy, at most max_attempts times; stop() ends it."""
+
+from __future__ import annotations
+
+from dok.kube import RetryPolicy
+from dok.kube.exceptions import ClusterUnreachable
+from dok.launcher.follow import LogFollower
+
+FAST = RetryPolicy(initial=0.001, maximum=0.001, jitter=0.0, budget=10.0, max_attempts=3)
+
+
+class Streams:
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.since = []
+
+    def stream_pod_log(self, namespace, name, container=None, since_seconds=None):
+        self.since.append(since_seconds)
+        outcome = self.outcomes.pop(0)
+        for item in outcome:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+
+def follow(kube):
+    lines = []
+    f = LogFollower(kube, "ns", "p", lines.append, reconnect=FAST)
+    f.start()
+    f.join(5.0)
+    return f, lines
+
+
+def test_lines_are_emitted_and_a_dropped_stream_is_reopened():
+    kube = Streams(["a", "b", ClusterUnreachable("cluster unreachable (follow log: connection reset)")], ["c"])
+    f, lines = follow(kube)
+    assert lines == ["[job] a", "[job] b", "[job] c"] and f.lines == ["a", "b", "c"]
+    assert kube.since[0] is None and kube.since[1] >= 1  # the reconnect asks for what it may have missed
+    assert f.errors and "connection reset" in f.errors[0]
+
+
+def test_gives_up_after_max_attempts():
+    drop = ClusterUnreachable("cluster unreachable")
+    kube = Streams([drop], [drop], [drop], ["never"])
+    f, lines = follow(kube)
+    assert lines == [] and len(kube.since) == 3 and len(f.errors) == 3
+
+
+def test_stop_ends_the_follower_without_reconnecting():
+    kube = Streams([ClusterUnreachable("cluster unreachable")], ["late"])
+    lines = []
+    f = LogFollower(kube, "ns", "p", lines.append, reconnect=RetryPolicy(initial=30.0, maximum=30.0, jitter=0.0,
+                                                                           budget=100.0))
+    f.start()
+    f.stop()
+    f._thread.join(5.0)
+    assert not f._thread.is_alive() and lines == []
