@@ -23,6 +23,7 @@ import threading
 import time
 
 from dok.core import DaskOnKubernetesEnvironment, Flow, Parameter, task
+from dok.kube import pod_snapshot
 import dok.launcher
 
 
@@ -78,9 +79,8 @@ class WorkerSeconds(threading.Thread):
             except Exception:  # noqa: BLE001 - a missed sample only costs resolution
                 pods = []
             now = time.monotonic()
-            running = sum(1 for p in pods if p.status and p.status.phase == "Running"
-                          and (p.metadata.labels or {}).get("app.kubernetes.io/component") == "worker"
-                          and p.metadata.deletion_timestamp is None)
+            running = sum(1 for p in map(pod_snapshot, pods) if p.phase == "Running" and not p.deleting
+                          and p.labels.get("app.kubernetes.io/component") == "worker")
             self.total += running * (now - last)
             last = now
             self.stop.wait(0.2)
