@@ -228,3 +228,13 @@ def test_status_shows_job_failure_reason():
     h = RunHandle.attach(ID, kube=FakeKube([([failed], [])]), namespace="ns")
     st = h.status()
     assert st.phase == "Failed" and "DeadlineExceeded" in st.job_reason
+
+
+def test_copied_worker_lines_are_shown_only_when_asked():
+    from dok.launcher.handle import _without_worker_lines
+
+    seen: list[str] = []
+    job_only = _without_worker_lines(seen.append)
+    for line in ["[dok 1.0s] scaling: ...", "[worker w-1] printed by a task", "task inc[0]: SUCCESS"]:
+        job_only(line)
+    assert seen == ["[dok 1.0s] scaling: ...", "task inc[0]: SUCCESS"]

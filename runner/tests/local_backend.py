@@ -79,6 +79,9 @@ class LocalProcessBackend:
     async def diagnostics(self, name: str, *, log: bool = True) -> str:
         return "(local process: no log kept)"
 
+    async def worker_log(self, name: str) -> str:
+        return ""  # the worker processes write to /dev/null
+
     async def cleanup(self) -> list[str]:
         names = list(self.procs)
         for name in names:

@@ -19,3 +19,34 @@ def test_killed_worker_names_the_pod_and_why_it_ended():
                     "the worker crashed (OOMKilled)")
     assert monitor.explain(RuntimeError("tcp://10.9.9.9:1 unknown")) is None
     assert monitor.explain(ValueError("no address")) is None
+
+
+def test_worker_logs_are_copied_with_the_worker_mark():
+    out = io.StringIO()
+    monitor = RunMonitor(stream=out)
+    monitor.worker_log("run-worker-1", "hello from a task\nsecond line\n")
+    assert out.getvalue().splitlines() == ["[worker run-worker-1] hello from a task",
+                                           "[worker run-worker-1] second line"]
+
+
+def test_a_closing_worker_copies_its_log_before_its_pod_is_deleted():
+    import asyncio
+
+    from dok.runner.cluster import BackendWorker
+
+    calls: list[str] = []
+
+    class Backend:
+        async def worker_log(self, name):
+            calls.append(f"log {name}")
+            return "printed by a task\n"
+
+        async def delete(self, name):
+            calls.append(f"delete {name}")
+            return True
+
+    out = io.StringIO()
+    worker = BackendWorker("tcp://127.0.0.1:1", "w-0", backend=Backend(), monitor=RunMonitor(stream=out))
+    asyncio.run(worker.close())
+    assert calls == ["log w-0", "delete w-0"]
+    assert "[worker w-0] printed by a task" in out.getvalue()

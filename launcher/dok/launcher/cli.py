@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--min-workers", type=_positive_int, metavar="N", help="fewest Dask workers")
     run.add_argument("--max-workers", type=_positive_int, metavar="N", help="most Dask workers")
     run.add_argument("--detach", action="store_true", help="print the run's identifier and return at once")
+    run.add_argument("--worker-logs", action="store_true",
+                     help="also stream the worker pods' logs (copied into the job pod's log as workers end)")
     run.add_argument("--image", metavar="REF", help="use this already built image instead of building")
     run.add_argument("--active-deadline", type=_seconds, metavar="SECONDS", help="Job activeDeadlineSeconds")
     run.add_argument("--ttl", type=_seconds, metavar="SECONDS",

@@ -240,7 +240,8 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
     Ctrl-C cancels the run and cleans up; a second Ctrl-C leaves at once, naming what may remain."""
     try:
         try:
-            state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=False)
+            state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=False,
+                                worker_logs=getattr(args, "worker_logs", False))
         except KeyboardInterrupt:
             raise
         except BaseException:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dok.core import labels as core_labels
+from dok.core.names import WORKER_LOG_MARK
 from dok.kube import RetryPolicy, created_text, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 
@@ -178,15 +179,18 @@ class RunHandle:
 
     # -- waiting ----------------------------------------------------------------------------------------
     def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool = True,
-             options: WaitOptions | None = None, on_line: Callable[[str], None] | None = None) -> Any:
+             options: WaitOptions | None = None, on_line: Callable[[str], None] | None = None,
+             worker_logs: bool = False) -> Any:
         """Wait for the run to end and return the flow's final State (per-task States included).
 
-        Streams the job pod's log (and worker pod count changes) while waiting when `stream_logs`.
+        Streams the job pod's log (and worker pod count changes) while waiting when `stream_logs`; the
+        worker logs the runner copies into it (`[worker NAME] …`) only with `worker_logs`.
         Raises InfrastructureError subclasses when the platform fails; cleans up after itself unless
         `cleanup=False` (a KeyboardInterrupt is left to the caller, which should `cancel()`)."""
         options = options or WaitOptions()
         try:
-            state = self._wait(stream_logs=stream_logs, timeout=timeout, options=options, on_line=on_line)
+            state = self._wait(stream_logs=stream_logs, timeout=timeout, options=options, on_line=on_line,
+                               worker_logs=worker_logs)
         except KeyboardInterrupt:
             raise
         except BaseException:
@@ -205,9 +209,10 @@ class RunHandle:
         return state
 
     def _wait(self, *, stream_logs: bool, timeout: float | None, options: WaitOptions,
-              on_line: Callable[[str], None] | None) -> Any:
+              on_line: Callable[[str], None] | None, worker_logs: bool = False) -> Any:
         """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep."""
         emit = on_line or self._print
+        job_line = emit if worker_logs else _without_worker_lines(emit)
         policy = WatchPolicy(identifier=self.identifier, options=options, start=time.monotonic(), timeout=timeout,
                              stream_logs=stream_logs, cancelling=self._cancelling)
         follower: LogFollower | None = None
@@ -234,7 +239,7 @@ class RunHandle:
                 if decision.done:
                     return decision.state
                 if decision.follow and follower is None:
-                    follower = LogFollower(self.kube, self.namespace, decision.follow, emit)
+                    follower = LogFollower(self.kube, self.namespace, decision.follow, job_line)
                     follower.start()
                 time.sleep(options.poll_interval)
         finally:
@@ -319,8 +324,10 @@ class RunHandle:
     # -- logs -----------------------------------------------------------------------------------------
     def logs(self, *, follow: bool = False, workers: bool = False,
              emit: Callable[[str], None] | None = None) -> None:
-        """Print the job pod's log (following it with `follow`), and with `workers` each worker's log."""
+        """Print the job pod's log (following it with `follow`), and with `workers` each worker's log: the
+        running workers' own, and those the runner copied into the job pod's log before deleting them."""
         emit = emit or self._print
+        job_line = emit if workers else _without_worker_lines(emit)
         job_pods, worker_pods = self.pods()
         if not job_pods and not worker_pods:
             raise RunNotFound(f"run {self.identifier} has no pods in namespace {self.namespace!r}",
@@ -333,7 +340,15 @@ class RunHandle:
             c = pod_snapshot(pod, container=CONTAINER_NAME).container
             if follow and not (c is not None and c.terminated):
                 for line in self.kube.stream_pod_log(self.namespace, name_of(pod), container=CONTAINER_NAME):
-                    emit(line)
+                    job_line(line)
             else:
                 for line in self.kube.pod_log(self.namespace, name_of(pod), container=CONTAINER_NAME).splitlines():
-                    emit(line)
+                    job_line(line)
+
+
+def _without_worker_lines(emit: Callable[[str], None]) -> Callable[[str], None]:
+    """`emit` for the job pod's own lines only (not the worker logs copied into it, `[worker NAME] …`)."""
+    def job_only(line: str) -> None:
+        if not line.startswith(WORKER_LOG_MARK):
+            emit(line)
+    return job_only

@@ -27,6 +27,8 @@ from dok.runner.manifests import (
     worker_pod_name,
 )
 
+WORKER_LOG_LINES = 2000  # lines of a worker's log copied into the job pod's log before it is deleted
+
 
 @runtime_checkable
 class WorkerBackend(Protocol):
@@ -51,6 +53,9 @@ class WorkerBackend(Protocol):
 
     async def diagnostics(self, name: str, *, log: bool = True) -> str:
         """Best-effort text about a failing worker (its warning events, the tail of its log if `log`)."""
+
+    async def worker_log(self, name: str) -> str:
+        """Best-effort: the worker's log (its last `WORKER_LOG_LINES` lines), '' when it cannot be read."""
 
     async def cleanup(self) -> list[str]:
         """Delete every worker of this run that still exists (idempotent); returns the names deleted."""
@@ -178,6 +183,9 @@ class PodWorkerBackend:
             return self.kube.events(self.config.namespace, name, kind=kind, quick=True)
         except Exception:  # noqa: BLE001 - diagnostics only
             return []
+
+    async def worker_log(self, name: str) -> str:
+        return await asyncio.to_thread(self._log_tail, name, WORKER_LOG_LINES)
 
     def _log_tail(self, name: str, lines: int = 20) -> str:
         """The last lines of a pod's log, or '' if it cannot be read (best effort)."""

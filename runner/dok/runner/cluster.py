@@ -59,6 +59,12 @@ class BackendWorker(ProcessInterface):
         await super().start()
 
     async def close(self) -> None:
+        try:  # keep the worker's log: it goes into the job pod's log before the pod is deleted
+            text = await self.backend.worker_log(self.name)
+            if text.strip():
+                self.monitor.worker_log(self.name, text)
+        except Exception:  # noqa: BLE001 - best effort: a pod deleted by someone has no log left
+            pass
         try:
             deleted = await self.backend.delete(self.name)
             self.monitor.worker_removed(self.name, deleted=deleted)

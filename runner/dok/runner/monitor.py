@@ -9,13 +9,15 @@ waits on `fatal_event` to stop a run whose workers cannot start.
 
 from __future__ import annotations
 
-import sys
 import re
+import sys
 import threading
 import time
 from typing import Any, TextIO
 
 from distributed.diagnostics.plugin import SchedulerPlugin
+
+from dok.core.names import WORKER_LOG_MARK
 
 
 _ADDRESS = re.compile(r"(?:tcp|tls|ws|wss)://[0-9A-Za-z.\-\[\]:]+:[0-9]+")
@@ -79,6 +81,15 @@ class RunMonitor:
         with self._lock:
             self.counts["removed"] += 1
         self.say(f"scaling: removed worker {name}" + ("" if deleted else " (pod was already gone)"))
+
+    def worker_log(self, name: str, text: str) -> None:
+        """Copy a worker's log into this (the job pod's) log, each line marked `[worker NAME] `, so `dok logs
+        --workers` shows it after the worker pod is gone."""
+        stream = self._stream or sys.stdout
+        lines = "".join(f"{WORKER_LOG_MARK}{name}] {line}\n" for line in text.splitlines())
+        with self._lock:
+            stream.write(lines)
+            stream.flush()
 
     def worker_replaced(self, name: str, why: str) -> None:
         with self._lock:
