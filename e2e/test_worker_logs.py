@@ -38,7 +38,8 @@ def test_worker_log_lines_survive_their_pods(cluster, namespace, tmp_path):
 
     helpers.wait_for("the detached run to finish", finished, timeout=240, interval=2)
     helpers.wait_for("no worker pod of the run left",
-                     lambda: not [n for n in remaining(cluster, namespace, identifier) if "worker" in n],
+                     lambda: not [n for n in remaining(cluster, namespace, identifier)
+                                  if re.fullmatch(r"Pod/.*-worker-\d+", n)],
                      timeout=90, interval=1)
 
     with_workers = dok(cluster, "logs", identifier, "-n", namespace, "--workers", timeout=60)

@@ -46,7 +46,36 @@ def test_a_closing_worker_copies_its_log_before_its_pod_is_deleted():
             return True
 
     out = io.StringIO()
-    worker = BackendWorker("tcp://127.0.0.1:1", "w-0", backend=Backend(), monitor=RunMonitor(stream=out))
+    monitor = RunMonitor(stream=out)
+    monitor.worker_joined("w-0")  # only workers that ran have a log worth keeping
+    worker = BackendWorker("tcp://127.0.0.1:1", "w-0", backend=Backend(), monitor=monitor)
     asyncio.run(worker.close())
     assert calls == ["log w-0", "delete w-0"]
     assert "[worker w-0] printed by a task" in out.getvalue()
+
+
+def test_a_log_that_reads_as_waiting_is_asked_again_and_a_never_joined_worker_is_skipped():
+    import asyncio
+
+    from dok.runner.cluster import BackendWorker
+
+    attempts: list[int] = []
+
+    class Backend:
+        async def worker_log(self, name):
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise RuntimeError('container "worker" in pod "w-1" is waiting to start: ContainerCreating')
+            return "late line\n"
+
+        async def delete(self, name):
+            return True
+
+    out = io.StringIO()
+    monitor = RunMonitor(stream=out)
+    monitor.worker_joined("w-1")
+    asyncio.run(BackendWorker("tcp://127.0.0.1:1", "w-1", backend=Backend(), monitor=monitor).close())
+    assert len(attempts) == 3 and "[worker w-1] late line" in out.getvalue()
+    attempts.clear()
+    asyncio.run(BackendWorker("tcp://127.0.0.1:1", "w-2", backend=Backend(), monitor=monitor).close())
+    assert attempts == []  # never joined: nothing read

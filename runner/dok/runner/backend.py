@@ -185,7 +185,8 @@ class PodWorkerBackend:
             return []
 
     async def worker_log(self, name: str) -> str:
-        return await asyncio.to_thread(self._log_tail, name, WORKER_LOG_LINES)
+        return await asyncio.to_thread(self.kube.pod_log, self.config.namespace, name, tail_lines=WORKER_LOG_LINES,
+                                       quick=True)
 
     def _log_tail(self, name: str, lines: int = 20) -> str:
         """The last lines of a pod's log, or '' if it cannot be read (best effort)."""

@@ -25,6 +25,8 @@ from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 
 from dok.core.names import SCHEDULER_PORT
+from dok.kube import RetryPolicy
+from dok.kube import retry as kube_retry
 from dok.runner.health import Fatal, HealthPolicy, Replace
 from dok.runner.monitor import JoinTracker, RunMonitor
 
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from dok.runner.backend import WorkerBackend
 
 logger = logging.getLogger(__name__)
+LOG_RETRY = RetryPolicy(initial=0.3, maximum=1.0, budget=5.0, jitter=0.0)  # reading a just-ended worker's log
 
 
 class BackendWorker(ProcessInterface):
@@ -59,12 +62,16 @@ class BackendWorker(ProcessInterface):
         await super().start()
 
     async def close(self) -> None:
-        try:  # keep the worker's log: it goes into the job pod's log before the pod is deleted
-            text = await self.backend.worker_log(self.name)
-            if text.strip():
-                self.monitor.worker_log(self.name, text)
-        except Exception:  # noqa: BLE001 - best effort: a pod deleted by someone has no log left
-            pass
+        if self.name in self.monitor.joined:  # it ran: keep its log in the job pod's log before deleting it
+            try:
+                # A worker that lived a second or two may still read as "waiting to start" (the kubelet
+                # reports a started container a little late): ask again for a few seconds.
+                text = await kube_retry.acall(lambda: self.backend.worker_log(self.name), policy=LOG_RETRY,
+                                              retry_on=lambda exc: "waiting to start" in str(exc))
+                if text.strip():
+                    self.monitor.worker_log(self.name, text)
+            except Exception as exc:  # noqa: BLE001 - best effort: a pod deleted by someone has no log left
+                self.monitor.say(f"note: the log of worker {self.name} was not kept ({type(exc).__name__}: {exc})")
         try:
             deleted = await self.backend.delete(self.name)
             self.monitor.worker_removed(self.name, deleted=deleted)
