@@ -5,7 +5,8 @@ one pod (restartPolicy Never, backoffLimit 0) whose container is the runner (`py
 /opt/dok/flow.dokflow`) under a restricted security context (non-root UID 1000, no privilege escalation,
 all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem, writable emptyDir at /tmp).
 Its environment follows DEVELOPERS.md "Job pod environment"; user secrets are `secretKeyRef`s, never
-values. The Role grants exactly what the runner uses, in one namespace.
+values. The Role grants exactly what the runner uses, in one namespace. The pod is checked against Pod
+Security Admission "restricted" (`dok.core.podsecurity.restricted_violations`) before the Job is returned.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from dok.core import labels as core_labels
 from dok.core.names import (BUNDLE_PATH, DASHBOARD_PORT, DNS_LABEL_HINT, ENV_NAME_HINT, IMAGE_REFERENCE_HINT,
                             RUNNER_MODULE, SCHEDULER_PORT, InvalidName, is_dns_label, is_env_name, is_image_reference,
                             is_label_value, looks_secret, run_object_name, split_secret_ref)
-from dok.core.podsecurity import restricted_container_security_context, restricted_pod_security_context
+from dok.core.podsecurity import (restricted_container_security_context, restricted_pod_security_context,
+                                  restricted_violations)
 from dok.core.runspec import POD_FIELD_ENV, RUNNER_SERVICE_ACCOUNT, RunSpec
 
 from .exceptions import ConfigError, UsageError
@@ -175,6 +177,7 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
         "template": {"metadata": {"labels": dict(labels), "annotations": {SAFE_TO_EVICT_ANNOTATION: "false"}},
                      "spec": pod_spec},
     }
+    _check_restricted(job_spec["template"])
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:
@@ -186,6 +189,14 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
                      "annotations": {PARAMETERS_ANNOTATION: json.dumps(dict(spec.parameters), sort_keys=True)}},
         "spec": job_spec,
     }
+
+
+def _check_restricted(template: Mapping[str, Any]) -> None:
+    """Refuse a job pod that Pod Security Admission "restricted" would refuse (dok's own policy broken)."""
+    problems = restricted_violations(template["spec"], annotations=template["metadata"].get("annotations"))
+    if problems:
+        raise ConfigError("the job pod would break Pod Security Admission 'restricted': " + "; ".join(problems),
+                          hint="dok's pod security policy (dok.core.podsecurity) was changed: this is a bug in dok")
 
 
 def service_account_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[str, Any]:
