@@ -1,5 +1,6 @@
 """Every worker pod the runner writes conforms to the OpenAPI schemas of Kubernetes 1.30 and of the newest
-release `kubernetes-validate` knows (strict) and passes Pod Security Admission "restricted"."""
+release `kubernetes-validate` knows (strict), passes Pod Security Admission "restricted", and its
+`dask worker` command follows the container's resources."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ import pytest
 from kube_schema import SCHEMA_VERSIONS, schema_errors
 
 from dok.core.podsecurity import restricted_violations
+from dok.core.resources import DEFAULT_WORKER_RESOURCES
+from dok.core.runspec import RunSpec
+from dok.runner.config import RunnerConfig
 from dok.runner.manifests import job_pod_template, worker_pod_manifest
 
 ID = "0f8e2d3c-aaaa"
@@ -47,7 +51,7 @@ FULL_JOB_POD: dict[str, Any] = {
 RESOURCES: dict[str, dict[str, dict[str, str]] | None] = {
     "none": None,
     "empty": {},
-    "default": {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
+    "default": {kind: dict(q) for kind, q in DEFAULT_WORKER_RESOURCES.items()},
     "cpu-and-memory": {"requests": {"cpu": "1500m", "memory": "3Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
     "requests-only": {"requests": {"cpu": "250m"}},
 }
@@ -94,7 +98,7 @@ def test_full_template_really_is_inherited() -> None:
     assert len(spec["tolerations"]) == 2 and spec["nodeSelector"] == {"pool": "dask"}
     [c] = spec["containers"]
     assert c["envFrom"] and {"DB_PASSWORD", "REGION", "LOG_LEVEL"} <= {e["name"] for e in c["env"]}
-    assert c["resources"] == RESOURCES["default"]
+    assert c["resources"] == {"requests": {"cpu": "100m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}}
 
 
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
@@ -109,3 +113,43 @@ def test_schema_check_refuses_a_broken_worker_pod(version: str) -> None:
     broken = copy.deepcopy(pod)
     broken["spec"]["containers"][0]["resources"]["request"] = {"cpu": "1"}
     assert "'request' was unexpected" in schema_errors(broken, version)[0]
+
+
+# -- dask worker follows the container ---------------------------------------------------------------------
+def _flag(command: list[str], flag: str) -> str | None:
+    return command[command.index(flag) + 1] if flag in command else None
+
+
+@pytest.mark.parametrize("resources,threads,memory", [
+    ("none", "1", None),
+    ("empty", "1", None),
+    ("default", "1", str(2 * 2**30)),            # 100m request -> 1 thread; 2Gi limit
+    ("cpu-and-memory", "2", str(4 * 2**30)),     # the CPU limit (2) wins over the request (1.5)
+    ("requests-only", "1", None),                # ceil(0.25) = 1; no memory limit: dask's own default
+])
+def test_dask_worker_follows_the_container(resources: str, threads: str, memory: str | None) -> None:
+    [c] = build(BARE_JOB_POD, RESOURCES[resources])["spec"]["containers"]
+    assert _flag(c["command"], "--nthreads") == threads
+    assert _flag(c["command"], "--memory-limit") == memory
+
+
+def test_explicit_nthreads_wins() -> None:
+    [c] = build(BARE_JOB_POD, RESOURCES["cpu-and-memory"], nthreads=7)["spec"]["containers"]
+    assert _flag(c["command"], "--nthreads") == "7"
+
+
+@pytest.mark.parametrize("settings,threads", [
+    ({}, 1),                                                    # the default: 100m CPU request
+    ({"worker_resources": {"requests": {"cpu": "3"}}}, 3),
+    ({"worker_resources": {"requests": {"cpu": "1"}, "limits": {"cpu": "2500m"}}}, 3),
+    ({"worker_nthreads": 5}, 5),
+])
+def test_runner_config_and_manifest_agree_on_threads(settings: dict[str, Any], threads: int) -> None:
+    """The runner sizes Adaptive by `RunnerConfig.nthreads`; the pods it starts have that many threads."""
+    pod_facts = {"DOK_POD_NAME": "p", "DOK_POD_UID": "u", "DOK_POD_IP": "10.0.0.1"}
+    spec = RunSpec(image="dok/fanout:abc", namespace="ns1", identifier=ID, **settings)
+    c = RunnerConfig.resolve(dict(pod_facts, **spec.to_env()))
+    [container] = build(BARE_JOB_POD, c.spec.worker_resources, nthreads=c.nthreads)["spec"]["containers"]
+    assert c.nthreads == threads
+    assert _flag(container["command"], "--nthreads") == str(threads)
+    assert container["resources"] == spec.worker_resources
