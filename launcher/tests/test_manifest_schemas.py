@@ -13,7 +13,7 @@ from kube_schema import SCHEMA_VERSIONS, schema_errors
 from dok.core.podsecurity import restricted_violations
 from dok.core.runspec import RunSpec
 from dok.launcher import manifests as m
-from dok.launcher.exceptions import ConfigError
+from dok.launcher.exceptions import ConfigError, UsageError
 
 ID = "0f8fad5b-d9cb-469f-a165-70867728950e"
 NS = "team-a"
@@ -126,3 +126,44 @@ def test_job_manifest_refuses_a_pod_that_restricted_would_refuse(monkeypatch: py
     with pytest.raises(ConfigError) as info:
         m.job_manifest(spec())
     assert "allowPrivilegeEscalation: must be false" in str(info.value.message)
+
+
+# -- limits no schema states ------------------------------------------------------------------------------
+def _env_string_bytes(job: dict[str, Any]) -> int:
+    return max(len(f"{e['name']}={e.get('value', '')}".encode()) + 1
+               for e in job["spec"]["template"]["spec"]["containers"][0]["env"])
+
+
+def test_parameters_that_fit_keep_env_and_annotations_within_limits() -> None:
+    """Just under the limit: every env string fits Linux's MAX_ARG_STRLEN (else the container fails with
+    E2BIG), and all annotations together stay under Kubernetes' 256 KiB."""
+    filler = m.MAX_ENV_STRING_BYTES - len('DOK_PARAMETERS={"x": ""}') - 1
+    job = m.job_manifest(spec(parameters={"x": "a" * filler}))
+    assert _env_string_bytes(job) == m.MAX_ENV_STRING_BYTES
+    annotations = job["metadata"]["annotations"]
+    assert sum(len(k) + len(v) for k, v in annotations.items()) <= 256 * 1024
+
+
+def test_parameters_too_large_for_the_pod_environment_are_refused() -> None:
+    with pytest.raises(UsageError) as info:
+        m.job_manifest(spec(parameters={"x": "a" * m.MAX_ENV_STRING_BYTES}))
+    assert "DOK_PARAMETERS would be" in info.value.message and "by reference" in (info.value.hint or "")
+
+
+def test_the_env_limit_is_the_kernels() -> None:
+    """MAX_ENV_STRING_BYTES is what this Linux kernel enforces on exec: at the limit the process starts,
+    one byte over it does not (as a container's entrypoint would not)."""
+    import errno
+    import subprocess
+    import sys
+
+    def start(size: int) -> int | None:
+        value = "a" * (size - len("DOK_PARAMETERS=") - 1)
+        try:
+            subprocess.run([sys.executable, "-c", "pass"], env={"DOK_PARAMETERS": value}, check=True)
+        except OSError as exc:
+            return exc.errno
+        return None
+
+    assert start(m.MAX_ENV_STRING_BYTES) is None
+    assert start(m.MAX_ENV_STRING_BYTES + 1) == errno.E2BIG
