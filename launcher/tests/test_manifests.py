@@ -57,7 +57,9 @@ def test_optional_fields_absent_by_default():
     ps = pod_spec(job)
     for key in ("imagePullSecrets", "nodeSelector", "tolerations"):
         assert key not in ps
-    assert "resources" not in ps["containers"][0]
+    assert ps["containers"][0]["resources"] == {"requests": {"cpu": "100m", "memory": "512Mi"},
+                                                "limits": {"memory": "2Gi"}}  # RunSpec's default
+    assert "resources" not in pod_spec(m.job_manifest(spec(resources={})))["containers"][0]  # {}: none
 
 
 def test_job_options_passed_through():

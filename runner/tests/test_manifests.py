@@ -111,10 +111,10 @@ def test_command_and_resources():
     [c] = build(resources={"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}})["spec"]["containers"]
     assert c["command"] == ["dask", "worker", "tcp://10.244.0.9:8786", "--name", "dok-fanout-0f8e2d3c-worker-0",
                             "--nthreads", "2", "--no-nanny", "--no-dashboard", "--local-directory", "/tmp",
-                            "--death-timeout", "45s"]
+                            "--death-timeout", "45s", "--memory-limit", "1073741824"]
     assert c["resources"] == {"requests": {"cpu": "500m"}, "limits": {"memory": "1Gi"}}
     [c] = build()["spec"]["containers"]
-    assert "resources" not in c
+    assert "resources" not in c and "--memory-limit" not in c["command"]
 
 
 def test_worker_command_flags_exist_in_the_dask_cli():

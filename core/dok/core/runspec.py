@@ -26,7 +26,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -36,9 +35,12 @@ from .labels import new_identifier
 from .names import (IMAGE_REFERENCE_HINT, RESERVED_ENV_PREFIX, SCHEDULER_PORT,
                     InvalidName, is_dns_label, is_dns_subdomain, is_env_name, is_image_reference, is_label_value,
                     split_secret_ref)
+from .resources import DEFAULT_JOB_RESOURCES, DEFAULT_WORKER_RESOURCES, is_quantity, requests_above_limits
 
 __all__ = [
+    "DEFAULT_JOB_RESOURCES",
     "DEFAULT_TTL_SECONDS_AFTER_FINISHED",
+    "DEFAULT_WORKER_RESOURCES",
     "DEFAULT_WORKER_START_TIMEOUT",
     "ENV_PREFIX",
     "POD_FIELD_ENV",
@@ -67,7 +69,6 @@ POD_FIELD_ENV: dict[str, str] = {
 }
 
 Kind = Literal["str", "int", "float", "json"]
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|e[0-9]+)?$")
 _SECRET_ENV_RULE = ("each value must be 'SECRET:KEY': a Kubernetes Secret name (lowercase letters, digits, "
                     "'-', '.') and one of its keys (letters, digits, '-', '_', '.'), e.g. 'db-creds:password'")
 
@@ -118,7 +119,9 @@ class RunSpec:
     max_workers: int = setting(1, kind="int", minimum=1)
     worker_start_timeout: float = setting(DEFAULT_WORKER_START_TIMEOUT, kind="float", minimum=0)
     worker_death_timeout: float = setting(DEFAULT_WORKER_DEATH_TIMEOUT, kind="float", minimum=0)
-    worker_resources: Mapping[str, Mapping[str, str]] | None = setting(None, kind="json", optional=True)
+    # the worker container's requests/limits ({} = none); its CPU sets --nthreads, its memory limit --memory-limit
+    worker_resources: Mapping[str, Mapping[str, str]] = setting(kind="json",
+                                                                default_factory=lambda: _copy(DEFAULT_WORKER_RESOURCES))
     worker_nthreads: int | None = setting(None, kind="int", minimum=1, optional=True)
     max_worker_failures: int | None = setting(None, kind="int", minimum=0, optional=True)
     image_pull_policy: str = setting("IfNotPresent", kind="str", choices=PULL_POLICIES)
@@ -132,7 +135,9 @@ class RunSpec:
     scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
     scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
-    resources: Mapping[str, Mapping[str, str]] | None = setting(None, kind="json", env=False, optional=True)
+    # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
+    resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,
+                                                         default_factory=lambda: _copy(DEFAULT_JOB_RESOURCES))
     secret_env: Mapping[str, str] = setting(kind="json", env=False, default_factory=dict)
     image_pull_secrets: tuple[str, ...] = setting((), kind="json", env=False)
     active_deadline_seconds: int | None = setting(None, kind="int", env=False, minimum=1, optional=True)
@@ -307,11 +312,19 @@ def _resources(name: str, value: Any) -> dict[str, dict[str, str]]:
         if not isinstance(quantities, Mapping):
             raise RunSettingError(name, value, f"[{kind!r}] must be an object, got {quantities!r}")
         for resource, quantity in quantities.items():
-            if not isinstance(quantity, (str, int, float)) or not _QUANTITY.match(str(quantity)):
+            if not isinstance(quantity, (str, int, float)) or not is_quantity(quantity):
                 raise RunSettingError(name, value, f"[{kind!r}][{resource!r}]={quantity!r} is not a Kubernetes "
                                       "quantity", hint='e.g. "500m", "2", "1Gi"')
         out[kind] = dict(quantities)
+    too_big = requests_above_limits(out)
+    if too_big:
+        raise RunSettingError(name, value, f"requests must not exceed limits ({'; '.join(too_big)})",
+                              hint="Kubernetes refuses such a container; raise the limit or lower the request")
     return out
+
+
+def _copy(resources: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    return {kind: dict(quantities) for kind, quantities in resources.items()}
 
 
 def normalize_secret_env(value: Any, *, name: str = "secret_env") -> dict[str, str]:

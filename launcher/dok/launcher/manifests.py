@@ -5,7 +5,10 @@ one pod (restartPolicy Never, backoffLimit 0) whose container is the runner (`py
 /opt/dok/flow.dokflow`) under a restricted security context (non-root UID 1000, no privilege escalation,
 all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem, writable emptyDir at /tmp).
 Its environment follows DEVELOPERS.md "Job pod environment"; user secrets are `secretKeyRef`s, never
-values. The Role grants exactly what the runner uses, in one namespace.
+values. The Role grants exactly what the runner uses, in one namespace. The pod is checked against Pod
+Security Admission "restricted" (`dok.core.podsecurity.restricted_violations`) before the Job is returned,
+and a setting too large for one environment variable (`MAX_ENV_STRING_BYTES`, e.g. huge parameters) is
+refused here rather than failing the container's start.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from dok.core import labels as core_labels
 from dok.core.names import (BUNDLE_PATH, DASHBOARD_PORT, DNS_LABEL_HINT, ENV_NAME_HINT, IMAGE_REFERENCE_HINT,
                             RUNNER_MODULE, SCHEDULER_PORT, InvalidName, is_dns_label, is_env_name, is_image_reference,
                             is_label_value, looks_secret, run_object_name, split_secret_ref)
-from dok.core.podsecurity import restricted_container_security_context, restricted_pod_security_context
+from dok.core.podsecurity import (restricted_container_security_context, restricted_pod_security_context,
+                                  restricted_violations)
 from dok.core.runspec import POD_FIELD_ENV, RUNNER_SERVICE_ACCOUNT, RunSpec
 
 from .exceptions import ConfigError, UsageError
@@ -40,6 +44,11 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
 
 SAFE_TO_EVICT_ANNOTATION = "cluster-autoscaler.kubernetes.io/safe-to-evict"
+
+# Linux refuses to exec a process with one environment string ("NAME=value\0") longer than this
+# (MAX_ARG_STRLEN, 32 pages): the container would never start (E2BIG). It also keeps the parameters
+# annotation below Kubernetes' 256 KiB limit on all annotations of an object.
+MAX_ENV_STRING_BYTES = 128 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -119,6 +128,12 @@ def job_env(spec: RunSpec) -> list[dict[str, Any]]:
     """The job pod's environment: the run's settings (`spec.to_env()`), the pod's own name, UID and IP (the
     downward API, `POD_FIELD_ENV`) and the user's Secret references (`secretKeyRef`s, never values)."""
     env: list[dict[str, Any]] = [{"name": name, "value": value} for name, value in spec.to_env().items()]
+    for var in env:
+        size = len(f"{var['name']}={var['value']}".encode()) + 1
+        if size > MAX_ENV_STRING_BYTES:
+            raise UsageError(f"{var['name']} would be {size} bytes, more than the {MAX_ENV_STRING_BYTES} bytes Linux "
+                             "allows one environment variable (the job pod could not start)",
+                             hint="pass large inputs by reference (a path or URL a task loads), not as parameters")
     env += [_field_env(name, path) for name, path in POD_FIELD_ENV.items()]
     for name, (secret, key) in spec.secret_refs.items():
         env.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
@@ -175,6 +190,7 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
         "template": {"metadata": {"labels": dict(labels), "annotations": {SAFE_TO_EVICT_ANNOTATION: "false"}},
                      "spec": pod_spec},
     }
+    _check_restricted(job_spec["template"])
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:
@@ -186,6 +202,14 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
                      "annotations": {PARAMETERS_ANNOTATION: json.dumps(dict(spec.parameters), sort_keys=True)}},
         "spec": job_spec,
     }
+
+
+def _check_restricted(template: Mapping[str, Any]) -> None:
+    """Refuse a job pod that Pod Security Admission "restricted" would refuse (dok's own policy broken)."""
+    problems = restricted_violations(template["spec"], annotations=template["metadata"].get("annotations"))
+    if problems:
+        raise ConfigError("the job pod would break Pod Security Admission 'restricted': " + "; ".join(problems),
+                          hint="dok's pod security policy (dok.core.podsecurity) was changed: this is a bug in dok")
 
 
 def service_account_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[str, Any]:

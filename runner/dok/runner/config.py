@@ -11,7 +11,6 @@ the variable, the bad value and what is expected.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -19,6 +18,7 @@ from typing import Any
 
 from dok.core.exceptions import EnvironmentConfigError
 from dok.core.names import is_sha256
+from dok.core.resources import worker_nthreads
 from dok.core.runspec import POD_FIELD_ENV, RunSpec, env_var
 from dok.runner.exceptions import ConfigError
 
@@ -78,14 +78,11 @@ class RunnerConfig:
 
     @property
     def nthreads(self) -> int:
-        """Threads per worker: DOK_WORKER_NTHREADS, else the CPU limit (or request) rounded up, else 1."""
+        """Threads per worker: DOK_WORKER_NTHREADS, else the worker container's CPU limit (or request) rounded
+        up, else 1 (`dok.core.resources.worker_nthreads`)."""
         if self.spec.worker_nthreads is not None:
             return self.spec.worker_nthreads
-        for kind in ("limits", "requests"):
-            cpu = ((self.spec.worker_resources or {}).get(kind) or {}).get("cpu")
-            if cpu:
-                return max(1, math.ceil(_cpu_cores(cpu)))
-        return 1
+        return worker_nthreads(self.spec.worker_resources)
 
     @property
     def worker_failure_budget(self) -> int:
@@ -126,12 +123,3 @@ class RunnerConfig:
         values.update({k: v for k, v in overrides.items() if k in own and v is not None})
         return cls(spec=spec, **values)
 
-
-def _cpu_cores(quantity: str | int | float) -> float:
-    text = str(quantity)
-    if text.endswith("m"):
-        return float(text[:-1]) / 1000
-    try:
-        return float(text)
-    except ValueError:
-        return 1.0

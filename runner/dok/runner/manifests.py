@@ -7,6 +7,8 @@ It adds what makes it safe and disposable: a restricted securityContext (UID 100
 escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at
 /tmp), no service-account token, `restartPolicy: Never`, a short grace period, the run's labels, and an
 ownerReference to the job pod so the garbage collector removes workers if the job pod disappears.
+Its container gets the run's `worker_resources` (dok.core.resources: the defaults and why), and `dask worker`
+follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the container's memory limit.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from dok.core.labels import run_labels
 from dok.core.names import run_object_name
 from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context  # noqa: F401
+from dok.core.resources import worker_memory_limit, worker_nthreads
 
 WORKER_COMPONENT = "worker"
 WORKER_CONTAINER = "worker"
@@ -91,16 +94,22 @@ def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:
     return name
 
 
-def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float) -> list[str]:
+def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float,
+                   memory_limit: int | None = None) -> list[str]:
     """`dask worker` (distributed 2026.8 CLI) for one pod: no nanny (the pod is the unit of restart),
-    no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback."""
-    return ["dask", "worker", scheduler_address,
-            "--name", name,
-            "--nthreads", str(nthreads),
-            "--no-nanny",
-            "--no-dashboard",
-            "--local-directory", "/tmp",
-            "--death-timeout", f"{death_timeout:g}s"]
+    no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
+    `memory_limit` (bytes): the container's memory limit, so that Dask spills and pauses before the kernel
+    OOM-kills the pod (without it Dask's "auto" takes the cgroup limit x nthreads / host cores)."""
+    command = ["dask", "worker", scheduler_address,
+               "--name", name,
+               "--nthreads", str(nthreads),
+               "--no-nanny",
+               "--no-dashboard",
+               "--local-directory", "/tmp",
+               "--death-timeout", f"{death_timeout:g}s"]
+    if memory_limit is not None:
+        command += ["--memory-limit", str(memory_limit)]
+    return command
 
 
 
@@ -116,11 +125,15 @@ def _pod_security_context(inherited: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_address: str, identifier: str,
-                        flow_name: str, template: JobPodTemplate, nthreads: int = 1,
+                        flow_name: str, template: JobPodTemplate, nthreads: int | None = None,
                         death_timeout: float = 60.0, resources: Mapping[str, Any] | None = None,
                         image_pull_policy: str = "IfNotPresent",
                         termination_grace_seconds: int = TERMINATION_GRACE_SECONDS) -> dict[str, Any]:
-    """The v1 Pod for one Dask worker named `name` (pod name = Dask worker name = SpecCluster spec name)."""
+    """The v1 Pod for one Dask worker named `name` (pod name = Dask worker name = SpecCluster spec name).
+    `resources`: the container's requests/limits (RunSpec.worker_resources; None or {} = none). The worker's
+    threads follow its CPU (`dok.core.resources.worker_nthreads`) unless `nthreads` is given, its Dask memory
+    limit follows the container's memory limit."""
+    resources = {k: dict(v) for k, v in (resources or {}).items() if v}
     labels = run_labels(identifier=identifier, flow_name=flow_name, component=WORKER_COMPONENT)
     env = [dict(v) for v in template.env]
     env += [{"name": "DOK_IDENTIFIER", "value": identifier},
@@ -134,8 +147,9 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
         "name": WORKER_CONTAINER,
         "image": image,
         "imagePullPolicy": image_pull_policy,
-        "command": worker_command(scheduler_address=scheduler_address, name=name, nthreads=nthreads,
-                                  death_timeout=death_timeout),
+        "command": worker_command(scheduler_address=scheduler_address, name=name,
+                                  nthreads=nthreads if nthreads is not None else worker_nthreads(resources),
+                                  death_timeout=death_timeout, memory_limit=worker_memory_limit(resources)),
         "env": env,
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
@@ -147,7 +161,7 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
     if template.env_from:
         container["envFrom"] = [dict(e) for e in template.env_from]
     if resources:
-        container["resources"] = {k: dict(v) for k, v in resources.items() if v}
+        container["resources"] = resources
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": termination_grace_seconds,
