@@ -184,4 +184,19 @@ class DokCluster(SpecCluster):
             self._supervisor.cancel()
             with suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
+        await self._stop_worker_processes()
         await super()._close()
+
+    async def _stop_worker_processes(self, timeout: float = 2.0) -> None:
+        """At the end of a run, ask every worker to exit before its pod is deleted: a pod whose container has
+        ended skips its preStop drain (which would start a Python process per worker only to find nothing
+        worth moving), and goes faster."""
+        scheduler = self.scheduler if isinstance(self.scheduler, Scheduler) else None
+        if scheduler is None or not scheduler.workers:
+            return
+        for address in list(scheduler.workers):
+            with suppress(Exception):
+                scheduler.close_worker(address)
+        deadline = time.monotonic() + timeout
+        while scheduler.workers and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
