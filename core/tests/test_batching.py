@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dok.core import DaskExecutor, Flow, FlowDefinitionError, LocalExecutor, task
-from dok.core.batching import BatchOutcome, batch_bounds, batch_item, concat_batches, resolve_batch_size
+from dok.core.batching import BatchOutcome, batch_bounds, batch_item, concat_parts, resolve_batch_size
 from dok.core.runtime import TaskFailed
 
 calls: dict[int, int] = {}
@@ -121,9 +121,10 @@ def test_pure_helpers():
     assert batch_bounds(10, 4) == [(0, 4), (4, 8), (8, 10)]
     ok = BatchOutcome(lo=4, values=[5, 6])
     bad = BatchOutcome(lo=0, values=[1, None], failed={1: {"key": ("p", 1), "task": "t[1]"}})
-    assert concat_batches(ok) == [5, 6] and batch_item(ok, 5) == 6
+    assert concat_parts("b", ok) == [5, 6] and batch_item(ok, 5) == 6
+    assert concat_parts("vb", 4, ok) == [4, 5, 6]
     with pytest.raises(TaskFailed):
-        concat_batches(ok, bad)
+        concat_parts("bb", ok, bad)
     with pytest.raises(TaskFailed):
         batch_item(bad, 1)
 

@@ -9,7 +9,7 @@ its map's children submitted as Dask tasks of N items each:
   single run's `TaskFailed` carries, keyed by the item's own key `(map prefix, i)`).
 - `batch_summary` is the small companion task the client follows: the failures of a batch and its start
   and end, never the values; the client turns it into one State per item (`name[i]`).
-- `concat_batches` is what consumers of the whole map receive (a reduce, `wait_for`, the final gather):
+- `concat_parts` is what consumers of the whole map receive (a reduce, `wait_for`, the final gather):
   the list of all items' values, or the first item failure re-raised, so a reduce after a failed item is
   skipped naming that item, exactly as without batching.
 - `batch_item` gives one item of a batch as a future's value, for a downstream map that is not batched
@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from .runtime import TaskFailed, TaskSpec, run_task
 
-__all__ = ["BatchOutcome", "Column", "batch_bounds", "batch_item", "batch_summary", "concat_batches", "concat_parts",
+__all__ = ["BatchOutcome", "Column", "batch_bounds", "batch_item", "batch_summary", "concat_parts",
            "run_batch", "resolve_batch_size"]
 
 BatchSize = int | Literal["auto"] | None
@@ -110,16 +110,6 @@ def run_batch(spec: TaskSpec, kwargs: dict[str, Any], prefix: str, lo: int, hi: 
 def batch_summary(outcome: BatchOutcome) -> dict[str, Any]:
     """The small part of a batch the client needs for the items' States (no values)."""
     return {"failed": outcome.failed, "start": outcome.start, "end": outcome.end}
-
-
-def concat_batches(*parts: BatchOutcome) -> list[Any]:
-    """All items' values in order; the first failed item's payload re-raised (so consumers are skipped)."""
-    out: list[Any] = []
-    for part in parts:
-        if part.failed:
-            raise TaskFailed(part.failed[min(part.failed)])
-        out.extend(part.values)
-    return out
 
 
 def concat_parts(kinds: str, *parts: Any) -> list[Any]:
