@@ -223,9 +223,11 @@ class _DaskRun(MapLayouts):
                     elif fut.key in self.len_keys:
                         if self.on_length(fut, status):
                             self.submit_ready()
-                            self.flush()
                     else:
                         self.on_done(fut, status)
+                # One hand-over per batch of what it submitted or follows again — before as_completed is
+                # asked for more, so it never looks empty while futures are still to be followed.
+                self.flush()
                 if self.client.status in ("closing", "closed"):
                     interrupted = "the Dask client was closed"
                     break
@@ -250,7 +252,6 @@ class _DaskRun(MapLayouts):
         client holds the future, so it is followed again and recorded by its final outcome only."""
         self.recomputed += 1
         self.track([fut])
-        self.flush()
 
     def track(self, futures: list[Any]) -> None:
         self.to_track.extend(futures)
@@ -503,7 +504,6 @@ class _DaskRun(MapLayouts):
         if index in self.probing:
             self.decide_probe(index, fut.key)
             self.submit_ready()
-            self.flush()
 
     def child_done(self, index: int, child: int, name: str, state: State) -> None:
         self.emit(name, state)
