@@ -157,7 +157,9 @@ def wait_job_complete(batch: k8s.BatchV1Api, namespace: str, name: str, *, timeo
 
 def pod_logs(core: k8s.CoreV1Api, namespace: str, name: str) -> str:
     try:
-        return core.read_namespaced_pod_log(name, namespace)
+        # raw bytes: the client would otherwise parse a JSON-looking log and hand back its Python repr
+        response = core.read_namespaced_pod_log(name, namespace, _preload_content=False)
+        return response.data.decode("utf-8", "replace")
     except k8s.ApiException as err:
         return f"(no logs: {err.status} {err.reason})"
 
