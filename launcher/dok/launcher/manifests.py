@@ -195,7 +195,7 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
         "template": _pod_template_of(spec, labels, pod_spec),
     }
     if not loosened(spec.job_template):
-        _check_restricted(job_spec["template"])
+        _check_restricted(job_spec["template"], from_template=bool(spec.job_template))
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:
@@ -222,14 +222,18 @@ def _pod_template_of(spec: RunSpec, labels: Mapping[str, str], pod_spec: dict[st
         raise UsageError(exc.message, hint=exc.hint) from None
 
 
-def _check_restricted(template: Mapping[str, Any]) -> None:
-    """Refuse a job pod that Pod Security Admission "restricted" would refuse (dok's own policy broken)."""
+def _check_restricted(template: Mapping[str, Any], *, from_template: bool) -> None:
+    """Refuse a job pod that Pod Security Admission "restricted" would refuse: the user's job template broke
+    it (UsageError), or dok's own policy did (ConfigError, a bug in dok)."""
     problems = restricted_violations(template["spec"], annotations=template["metadata"].get("annotations"))
-    if problems:
-        raise UsageError("the job pod would break Pod Security Admission 'restricted': " + "; ".join(problems),
-                         hint="the job template adds something 'restricted' refuses: remove it, or annotate the "
-                              "template with dok.dev/security-context: template to take over the security "
-                              "context on purpose (namespaces enforcing 'restricted' will refuse the pod)")
+    if not problems:
+        return
+    message = "the job pod would break Pod Security Admission 'restricted': " + "; ".join(problems)
+    if from_template:
+        raise UsageError(message, hint="the job template adds something 'restricted' refuses: remove it, or annotate "
+                                       "the template with dok.dev/security-context: template to take over the "
+                                       "security context on purpose (namespaces enforcing 'restricted' refuse it)")
+    raise ConfigError(message, hint="dok's pod security policy (dok.core.podsecurity) was changed: this is a bug in dok")
 
 
 def service_account_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[str, Any]:
