@@ -159,8 +159,8 @@ class _Session:
         missing = missing_task_resources(task_resources(self.flow), has)
         if missing:
             raise UnsatisfiableResources(
-                "no worker of this run can ever run " + "; ".join(missing) + " (every worker pod has the run's "
-                "worker_resources and worker_template)",
+                "no worker of this run can ever provide what a task needs: " + "; ".join(missing) + " (every "
+                "worker pod has the run's worker_resources and worker_template)",
                 hint="give the workers the resource, e.g. --worker-resources cpu=1,memory=4Gi,nvidia.com/gpu=1 "
                      "(worker_resources on the environment), or drop resources= from the task")
 
