@@ -4,7 +4,8 @@
   worker template adding an environment variable and a label: the worker pods read back from the API while
   the run goes carry exactly those, the tasks see the variable, and the flow succeeds;
 - a task with `resources={"GPU": 1}` on a cluster without GPUs (no worker of the run has nvidia.com/gpu):
-  the run fails at once with a message naming the task and the missing GPU (no hang until a timeout).
+  the run fails at once with a message naming the task and the missing GPU (no hang until a timeout);
+- a run with its own service account that lacks the runner's pod rights is refused before anything is created.
 """
 
 from __future__ import annotations
@@ -170,3 +171,21 @@ def test_a_gpu_task_without_gpu_workers_fails_fast(cluster: helpers.Cluster, nam
     assert not worker_pods(cluster, namespace, handle.identifier), "a worker pod was started for nothing"
     print(f"GPU task without GPU workers: failed after {elapsed:.1f}s")
     handle.cleanup()
+
+
+def test_a_service_account_without_the_runner_rights_is_refused_before_launch(cluster: helpers.Cluster,
+                                                                               namespace: str) -> None:
+    """`service_account="default"` (no Role in a fresh namespace): SubjectAccessReviews find the missing pod
+    rights, the run is refused naming them, and no Job is created."""
+    import dok.launcher
+    from dok.launcher.exceptions import PermissionDenied
+
+    env = DaskOnKubernetesEnvironment(base_image=BASE_IMAGE, service_account="default", flow_name="e2e-sa")
+    with pytest.raises(PermissionDenied) as info:
+        dok.launcher.execute(env, namespace=namespace, image="localhost:5999/dok-e2e/never-pulled:1")
+    assert "service account 'default'" in info.value.message and "may not create pods" in info.value.message, \
+        info.value.message
+    assert not cluster.batch.list_namespaced_job(namespace).items
+    with pytest.raises(Exception, match="service account 'nobody' does not exist"):
+        dok.launcher.execute(env.with_image(service_account="nobody"), namespace=namespace,
+                             image="localhost:5999/dok-e2e/never-pulled:1")
