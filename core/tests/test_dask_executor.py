@@ -253,3 +253,33 @@ def test_platform_errors_are_explained_by_the_hook():
     assert bad.is_failed(), bad
     assert "worker pod w-3, which ended: OOMKilled" in bad.message, bad.message
     assert seen
+
+
+def test_task_resources_reach_dask(dask_client):
+    """@task(resources={"GPU": 1}) runs only on a worker with GPU: a cluster whose worker has GPU=1 runs it
+    there, a map of them too; on the session's cluster (no resources) the scheduler holds such a task back."""
+    from distributed import Client, LocalCluster, get_worker
+
+    from dok.core.dask_executor import _resources
+    from dok.core.flow import Node
+
+    @task(resources={"GPU": 1})
+    def where() -> dict:
+        return dict(get_worker().state.total_resources)
+
+    @task(resources={"GPU": 1})
+    def square(x: int) -> int:
+        return x * x
+
+    fut = dask_client.submit(lambda: 1, resources=_resources(Node(index=0, name="n", task=where)), pure=False)
+    assert _resources(Node(index=0, name="n", task=None)) is None
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0",
+                      resources={"GPU": 1}) as cluster, Client(cluster, set_as_default=False) as client:
+        with Flow("gpu") as flow:
+            where()
+            square.map([1, 2, 3])
+        state = flow.run(executor=DaskExecutor(client))
+        assert state.is_successful(), state
+        assert state.result == {"where": {"GPU": 1}, "square": [1, 4, 9]}
+    assert not fut.done()  # no worker of the session's cluster has GPU: still waiting (the runner refuses such runs)
+    fut.cancel()

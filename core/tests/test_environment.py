@@ -211,3 +211,28 @@ def test_bad_secret_env(value, named):
 def test_secret_env_name_also_in_env_vars_is_refused():
     with pytest.raises(EnvironmentConfigError, match="also in env_vars"):
         Env(env_vars={"DB_HOST": "db"}, secret_env={"DB_HOST": "db:host"})
+
+
+# -- pod settings ---------------------------------------------------------------------------------------------
+def test_pod_settings_are_checked_carried_and_round_trip() -> None:
+    from dok.core.environment import DaskOnKubernetesEnvironment as Env
+    from dok.core.exceptions import EnvironmentConfigError
+
+    env = Env(job_resources={"requests": {"cpu": "1"}}, worker_resources={"limits": {"nvidia.com/gpu": "1"}},
+              node_selector={"pool": "a"}, worker_node_selector={"pool": "spot"},
+              worker_tolerations=[{"key": "spot", "operator": "Exists"}], labels={"team": "ml"},
+              priority_class="low", service_account="runner-sa",
+              worker_template="containers:\n- env: [{name: A, value: '1'}]\n")
+    spec = env.run_spec(image="img:1", namespace="ns")
+    assert spec.resources == {"requests": {"cpu": "1"}} and spec.service_account_name == "runner-sa"
+    assert spec.worker_node_selector == {"pool": "spot"} and spec.labels == {"team": "ml"}
+    assert spec.worker_template["spec"]["containers"][0]["env"] == [{"name": "A", "value": "1"}]
+    assert Env.from_dict(json.loads(json.dumps(env.to_dict()))) == env
+    with pytest.raises(EnvironmentConfigError, match=r"worker_resources=.*not a Kubernetes quantity"):
+        Env(worker_resources={"requests": {"cpu": "lots"}})
+    with pytest.raises(EnvironmentConfigError, match="labels="):
+        Env(labels={"team": "not a label value!"})
+    with pytest.raises(EnvironmentConfigError, match="metadata.name is set by dok"):
+        Env(job_template={"metadata": {"name": "x"}, "spec": {}})
+    with pytest.raises(EnvironmentConfigError, match="is a file path: the launcher reads it"):
+        Env(worker_template="worker.yaml").run_spec(image="img:1", namespace="ns")

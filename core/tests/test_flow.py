@@ -191,3 +191,25 @@ def test_wait_for_validation():
             add(2, wait_for=[1])
         b = add(2, wait_for=a)
     assert b.node.wait_for == [a.index]
+
+
+# -- @task(resources=...) -----------------------------------------------------------------------------------
+def test_task_resources_are_checked_and_listed() -> None:
+    from dok.core.exceptions import FlowDefinitionError
+    from dok.core.flow import Flow, task, task_resources
+
+    @task(resources={"GPU": 1})
+    def train() -> int:
+        return 1
+
+    @task
+    def plain() -> int:
+        return 2
+
+    with Flow("gpu") as flow:
+        train()
+        plain()
+    assert task_resources(flow) == {"train": {"GPU": 1.0}}
+    for bad in ({}, {"GPU": 0}, {"GPU": "1"}, ["GPU"], {"GPU": True}):
+        with pytest.raises(FlowDefinitionError, match="resources must map resource names"):
+            task(resources=bad)(lambda: 1)

@@ -107,3 +107,23 @@ def test_none_is_refused_where_a_run_is_specified_directly() -> None:
     with pytest.raises(RunSettingError, match="worker_resources=None: must be set"):
         RunSpec(worker_resources=None)
     assert RunSpec.from_env({}, overrides={"worker_resources": None}).worker_resources == DEFAULT_WORKER_RESOURCES
+
+
+# -- GPUs as Dask worker resources ----------------------------------------------------------------------
+def test_gpus_become_dask_worker_resources() -> None:
+    from dok.core.resources import dask_worker_resources
+
+    assert dask_worker_resources({"limits": {"nvidia.com/gpu": "2", "memory": "1Gi"}}) == {"GPU": 2.0}
+    assert dask_worker_resources({"requests": {"amd.com/gpu": "1"}}) == {"GPU": 1.0}
+    assert dask_worker_resources({"limits": {"memory": "1Gi"}}) == {}
+    assert dask_worker_resources(None) == {}
+
+
+def test_tasks_no_worker_can_run_are_named() -> None:
+    from dok.core.resources import missing_task_resources
+
+    needs = {"train": {"GPU": 1.0}, "prep": {"GPU": 0.5}}
+    assert missing_task_resources(needs, {}) == ["task 'prep' needs GPU=0.5, a worker has GPU=0",
+                                                 "task 'train' needs GPU=1, a worker has GPU=0"]
+    assert missing_task_resources(needs, {"GPU": 1.0}) == []
+    assert missing_task_resources(needs, {"GPU": 0.5}) == ["task 'train' needs GPU=1, a worker has GPU=0.5"]

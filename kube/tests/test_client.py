@@ -117,6 +117,18 @@ def test_can_i_and_ping_and_quick_events():
     assert sleeps == [] and core.calls[0][2]["_request_timeout"] == (3.0, 5.0)
 
 
+def test_can_service_account_reviews_as_the_service_account():
+    authz = FakeApi(create_subject_access_review=[{"status": {"allowed": True}}])
+    k, _ = kube(authz=authz)
+    access = Access(verb="get", resource="pods", subresource="log", namespace="team-a")
+    assert k.can_service_account(access, service_account="runner-sa") == (True, "")
+    spec = authz.calls[0][1][0]["spec"]
+    assert spec["user"] == "system:serviceaccount:team-a:runner-sa"
+    assert "system:serviceaccounts:team-a" in spec["groups"]
+    assert spec["resourceAttributes"] == {"verb": "get", "resource": "pods", "subresource": "log",
+                                          "namespace": "team-a"}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

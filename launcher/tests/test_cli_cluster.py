@@ -4,6 +4,7 @@ errors with the right exit code (2 usage/config, 3 infrastructure) before any im
 from __future__ import annotations
 
 import io
+import json
 import socket
 import time
 from pathlib import Path
@@ -88,6 +89,13 @@ def test_nothing_configured_exits_3_with_hint(tmp_path, monkeypatch, no_build):
     (("--secret-env", "X=Bad_Secret:k"), "Secret name"),
     (("--registry", "not a url"), "registry_url"),
     (("--base-image", "UPPER:case"), "base_image"),
+    (("--worker-resources", "cpu"), "--worker-resources 'cpu': 'cpu' is not NAME=QUANTITY"),
+    (("--job-resources", "cpu=lots"), "not a Kubernetes quantity"),
+    (("--toleration", "spot:Sometimes"), "KEY[=VALUE]:EFFECT"),
+    (("--node-selector", "pool"), "--node-selector 'pool' is not KEY=VALUE"),
+    (("--worker-template", "/no/such/file.yaml"), "--worker-template: cannot read '/no/such/file.yaml'"),
+    (("--label", "team=not valid!"), "labels="),
+    (("--priority-class", "Not_Valid"), "priority_class="),
 ])
 def test_bad_run_options_exit_2_without_cluster(argv, fragment, no_build, dead_kubeconfig):
     cfg, _ = dead_kubeconfig
@@ -259,3 +267,27 @@ def test_dropped_ttl_warned_once_and_run_proceeds(monkeypatch, no_build, keeps_t
     else:
         assert lines == [], err
     assert out.strip().splitlines()[-1].count("-") == 4  # the identifier (--detach)
+
+
+def test_pod_flags_reach_the_job(monkeypatch, no_build, tmp_path):
+    template = tmp_path / "worker.yaml"
+    template.write_text("metadata: {labels: {from: template}}\nspec:\n  containers:\n  - env: [{name: A, value: b}]\n")
+    job_template = tmp_path / "job.tpl"  # any file name: the flag's value is always a file
+    job_template.write_text("containers:\n- name: runner\n  env: [{name: J, value: '1'}]\n")
+    kube = CreatingKube(keeps_ttl=True)
+    code, _, err = _run_detached(monkeypatch, kube, "--worker-resources", "cpu=1,memory=2Gi,nvidia.com/gpu=1",
+                                 "--job-resources", "memory=1Gi", "--node-selector", "pool=a",
+                                 "--worker-toleration", "spot=true:NoSchedule", "--label", "team=ml",
+                                 "--worker-template", str(template), "--job-template", str(job_template))
+    assert code == 0, err
+    [job] = kube.created
+    pod = job["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert pod["spec"]["containers"][0]["resources"] == {"requests": {"memory": "1Gi"}, "limits": {"memory": "1Gi"}}
+    assert pod["spec"]["nodeSelector"] == {"pool": "a"} and "tolerations" not in pod["spec"]
+    assert pod["metadata"]["labels"]["team"] == "ml" and env["J"] == "1"
+    assert json.loads(env["DOK_WORKER_RESOURCES"]) == {"requests": {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"},
+                                                       "limits": {"memory": "2Gi", "nvidia.com/gpu": "1"}}
+    assert json.loads(env["DOK_WORKER_NODE_SELECTOR"]) == {"pool": "a"}
+    assert json.loads(env["DOK_WORKER_TOLERATIONS"])[0]["key"] == "spot"
+    assert json.loads(env["DOK_WORKER_TEMPLATE"])["metadata"] == {"labels": {"from": "template"}}

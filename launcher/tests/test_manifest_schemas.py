@@ -36,6 +36,24 @@ EVERYTHING: dict[str, Any] = {
     "termination_grace_period_seconds": 0,
     "scale_idle_wait": 10,
     "parameters": {"n": 10, "names": ["a", "b"], "nested": {"x": 1.5}},
+    "worker_node_selector": {"pool": "spot"},
+    "worker_tolerations": ({"key": "spot", "operator": "Exists", "effect": "NoSchedule"},),
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "spot", "operator": "DoesNotExist"}]}]}}},
+    "worker_affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+        {"weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname",
+                                          "labelSelector": {"matchLabels": {"team": "ml"}}}}]}},
+    "labels": {"team": "ml", "example.com/cost-center": "42"},
+    "annotations": {"example.com/owner": "data team"},
+    "priority_class": "high-priority",
+    "job_template": {"metadata": {"labels": {"from": "template"}},
+                     "spec": {"volumes": [{"name": "cache", "emptyDir": {"sizeLimit": "1Gi"}}],
+                              "containers": [{"name": "runner", "env": [{"name": "FROM_TEMPLATE", "value": "1"}],
+                                              "volumeMounts": [{"name": "cache", "mountPath": "/cache"}]},
+                                             {"name": "sidecar", "image": "busybox:1",
+                                              "securityContext": {"allowPrivilegeEscalation": False,
+                                                                  "capabilities": {"drop": ["ALL"]}}}]}},
+    "worker_template": "containers:\n- name: worker\n  env: [{name: W, value: '1'}]\n",
 }
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
@@ -69,6 +87,48 @@ def test_manifests_conform_to_the_schemas(variant: str, version: str) -> None:
 def test_job_pod_is_admitted_by_restricted(variant: str) -> None:
     template = m.job_manifest(spec(**VARIANTS[variant]))["spec"]["template"]
     assert restricted_violations(template["spec"], annotations=template["metadata"].get("annotations")) == []
+
+
+def test_the_pod_settings_really_land_in_the_job_pod() -> None:
+    template = m.job_manifest(spec(**EVERYTHING))["spec"]["template"]
+    pod = template["spec"]
+    assert template["metadata"]["labels"]["team"] == "ml" and template["metadata"]["labels"]["from"] == "template"
+    assert template["metadata"]["annotations"] == {m.SAFE_TO_EVICT_ANNOTATION: "false",
+                                                   "example.com/owner": "data team"}
+    assert pod["priorityClassName"] == "high-priority" and "nodeAffinity" in pod["affinity"]
+    assert [c["name"] for c in pod["containers"]] == ["runner", "sidecar"]
+    assert pod["containers"][0]["env"][-1] == {"name": "FROM_TEMPLATE", "value": "1"}
+    assert pod["containers"][0]["command"] == list(m.RUNNER_COMMAND)
+    assert {"DOK_WORKER_TEMPLATE", "DOK_WORKER_NODE_SELECTOR", "DOK_LABELS"} <= {
+        e["name"] for e in pod["containers"][0]["env"]}
+
+
+@pytest.mark.parametrize("template,words", [
+    ({"containers": [{"name": "runner", "command": ["sh"]}]}, "spec.containers[runner].command is set by dok"),
+    ({"metadata": {"labels": {"app.kubernetes.io/component": "mine"}}, "spec": {}},
+     "metadata.labels.app.kubernetes.io/component"),
+    ({"hostNetwork": True}, "would break Pod Security Admission 'restricted': spec.hostNetwork"),
+    ({"containers": [{"name": "side", "image": "busybox:1"}]}, "restricted"),
+])
+def test_job_templates_that_break_dok_rules_are_refused(template: dict[str, Any], words: str) -> None:
+    with pytest.raises(UsageError) as info:
+        m.job_manifest(spec(job_template=template))
+    assert words in info.value.message, info.value.message
+
+
+def test_labels_must_not_change_dok_labels() -> None:
+    with pytest.raises(UsageError, match="dok.dev/identifier"):
+        m.job_manifest(spec(labels={"dok.dev/identifier": "x"}))
+
+
+def test_a_loosened_job_template_skips_the_restricted_check() -> None:
+    template = {"metadata": {"annotations": {"dok.dev/security-context": "template"}},
+                "spec": {"securityContext": {"runAsNonRoot": False, "runAsUser": 0}}}
+    pod = m.job_manifest(spec(job_template=template))["spec"]["template"]
+    assert pod["spec"]["securityContext"]["runAsUser"] == 0
+    assert restricted_violations(pod["spec"]) != []
+    for version in SCHEMA_VERSIONS:
+        assert schema_errors(m.job_manifest(spec(job_template=template)), version) == []
 
 
 def test_the_variants_really_differ() -> None:

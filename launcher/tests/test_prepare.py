@@ -148,3 +148,56 @@ def test_created_concurrently_is_fine():
 
     res = ensure_runner_rbac(Racing(all_objects() | {("ServiceAccount", "dok-runner"): None}), "ns")
     assert res.created == [] and res.verified == ["Role/dok-runner", "RoleBinding/dok-runner"]
+
+
+# -- a run's own service account ------------------------------------------------------------------------------
+class ServiceAccountKube:
+    """`read` finds the ServiceAccounts in `accounts`; `can_service_account` grants `granted` (verb, resource)."""
+
+    def __init__(self, accounts=("custom",), granted=None, may_review=True):
+        self.accounts = set(accounts)
+        self.granted = granted
+        self.may_review = may_review
+        self.reviews = []
+
+    def read(self, kind, ns, name):
+        assert kind == "ServiceAccount"
+        return {"metadata": {"name": name}} if name in self.accounts else None
+
+    def can_service_account(self, access, *, service_account):
+        from dok.kube import Forbidden
+
+        if not self.may_review:
+            raise Forbidden("subjectaccessreviews is forbidden")
+        self.reviews.append((service_account, access.verb, access.resource, access.subresource, access.namespace))
+        resource = f"{access.resource}/{access.subresource}" if access.subresource else access.resource
+        return (self.granted is None or (access.verb, resource) in self.granted), ""
+
+
+def test_a_service_account_with_every_right_passes() -> None:
+    from dok.launcher.prepare import check_service_account
+
+    kube = ServiceAccountKube()
+    assert check_service_account(kube, "ns1", "custom") is None
+    assert ("custom", "create", "pods", "", "ns1") in kube.reviews
+    assert ("custom", "get", "pods", "log", "ns1") in kube.reviews
+    assert len(kube.reviews) == sum(len(r["resources"]) * len(r["verbs"]) for r in m.RUNNER_RULES)
+
+
+def test_a_service_account_missing_rights_is_refused_naming_them() -> None:
+    from dok.launcher.prepare import check_service_account
+
+    granted = {("get", "pods"), ("list", "pods"), ("watch", "pods"), ("get", "pods/log"), ("list", "events"),
+               ("watch", "events")}
+    with pytest.raises(PermissionDenied) as info:
+        check_service_account(ServiceAccountKube(granted=granted), "ns1", "custom")
+    assert "may not create pods, delete pods" in info.value.message and "'custom'" in info.value.message
+
+
+def test_a_missing_service_account_and_an_unchecked_one() -> None:
+    from dok.launcher.prepare import check_service_account
+
+    with pytest.raises(ConfigError, match="service account 'nobody' does not exist in namespace 'ns1'"):
+        check_service_account(ServiceAccountKube(), "ns1", "nobody")
+    warning = check_service_account(ServiceAccountKube(may_review=False), "ns1", "custom")
+    assert warning and "could not check the rights of service account 'custom'" in warning

@@ -188,3 +188,31 @@ def test_forbidden_pod_creation_exits_3_with_the_hint(tmp_path):
     assert time.monotonic() - t0 < 20
     message = decode_summary(summary).message
     assert "forbidden" in message and "service account needs pods create" in message, message
+
+
+@task(resources={"GPU": 1})
+def on_gpu(x):
+    return x
+
+
+def gpu_flow():
+    with Flow("gpu") as flow:
+        on_gpu(1)
+    return flow
+
+
+def test_a_task_no_worker_can_run_fails_at_once_exit_1(tmp_path):
+    """A backend that knows its workers' Dask resources (the pod backend: from the worker pod spec) and has no
+    GPU: a GPU task fails the run before any worker is asked for, naming the task, instead of waiting."""
+    class NoGpu(LocalProcessBackend):
+        worker_resources: dict = {}
+
+        async def create(self, name, scheduler_address):
+            raise AssertionError("no worker must be started")
+
+    t0 = time.monotonic()
+    outcome, log, summary = go(tmp_path, gpu_flow(), NoGpu(), DOK_FLOW_NAME="gpu")
+    assert outcome.exit_code == 1, log
+    assert time.monotonic() - t0 < 20
+    message = decode_summary(summary).message
+    assert "task 'on_gpu' needs GPU=1, a worker has GPU=0" in message and "nvidia.com/gpu" in message, message

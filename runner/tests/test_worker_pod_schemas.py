@@ -153,3 +153,76 @@ def test_runner_config_and_manifest_agree_on_threads(settings: dict[str, Any], t
     assert c.nthreads == threads
     assert _flag(container["command"], "--nthreads") == str(threads)
     assert container["resources"] == spec.worker_resources
+
+
+# -- pod settings and worker templates ------------------------------------------------------------------------
+from dok.core.podtemplate import PodTemplateError, pod_template  # noqa: E402
+from dok.runner.exceptions import ConfigError  # noqa: E402
+from dok.runner.manifests import WorkerPodSettings, check_worker_pod  # noqa: E402
+
+GPU = {"requests": {"cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "1"}, "limits": {"memory": "1Gi", "nvidia.com/gpu": "1"}}
+WORKER_TEMPLATE = pod_template({
+    "metadata": {"labels": {"team": "ml"}, "annotations": {"example.com/note": "x"}},
+    "spec": {"volumes": [{"name": "data", "emptyDir": {}}],
+             "containers": [{"name": "worker", "env": [{"name": "FROM_TEMPLATE", "value": "yes"}],
+                             "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                             "resources": {"limits": {"nvidia.com/gpu": "2"}, "requests": {"nvidia.com/gpu": "2"}}}]},
+}, setting="worker_template")
+POD_SETTINGS: dict[str, WorkerPodSettings] = {
+    "default": WorkerPodSettings(),
+    "placed": WorkerPodSettings(node_selector={"pool": "spot"}, tolerations=({"key": "spot", "operator": "Exists"},),
+                                affinity={"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                                    {"weight": 1, "preference": {"matchExpressions": [
+                                        {"key": "spot", "operator": "Exists"}]}}]}},
+                                labels={"team": "ml"}, annotations={"a.example.com/b": "c"}, priority_class="low"),
+    "nothing-inherited": WorkerPodSettings(node_selector={}, tolerations=()),
+    "template": WorkerPodSettings(template=WORKER_TEMPLATE),
+}
+
+
+@pytest.mark.parametrize("version", SCHEMA_VERSIONS)
+@pytest.mark.parametrize("settings", sorted(POD_SETTINGS))
+def test_worker_pods_with_pod_settings_conform_and_are_restricted(settings: str, version: str) -> None:
+    resources = RESOURCES["default"] if settings == "template" else GPU  # the template brings its own GPUs
+    pod = build(FULL_JOB_POD, resources, pod=POD_SETTINGS[settings])
+    assert schema_errors(pod, version) == []
+    assert restricted_violations(pod["spec"]) == []
+
+
+def test_worker_settings_replace_what_the_job_pod_gives() -> None:
+    spec = build(FULL_JOB_POD, None, pod=POD_SETTINGS["placed"])["spec"]
+    assert spec["nodeSelector"] == {"pool": "spot"} and [t["key"] for t in spec["tolerations"]] == ["spot"]
+    assert spec["priorityClassName"] == "low" and "nodeAffinity" in spec["affinity"]
+    bare = build(FULL_JOB_POD, None, pod=POD_SETTINGS["nothing-inherited"])["spec"]
+    assert "nodeSelector" not in bare and "tolerations" not in bare
+
+
+def test_worker_template_and_gpus_reach_the_pod_and_dask() -> None:
+    pod = build(FULL_JOB_POD, RESOURCES["default"], pod=POD_SETTINGS["template"])
+    c = pod["spec"]["containers"][0]
+    assert pod["metadata"]["labels"]["team"] == "ml" and pod["metadata"]["ownerReferences"]
+    assert {"name": "FROM_TEMPLATE", "value": "yes"} in c["env"]
+    assert _flag(c["command"], "--resources") == "GPU=2"  # the template's GPU count, merged before the command
+    assert check_worker_pod(pod) == {"GPU": 2.0}
+    assert _flag(build(FULL_JOB_POD, GPU)["spec"]["containers"][0]["command"], "--resources") == "GPU=1"
+    assert "--resources" not in build(FULL_JOB_POD, None)["spec"]["containers"][0]["command"]
+    with pytest.raises(PodTemplateError, match="nvidia.com/gpu is '1' in dok's pod and '2' in the template"):
+        build(FULL_JOB_POD, GPU, pod=POD_SETTINGS["template"])  # two GPU counts: an error, not a guess
+
+
+def test_a_worker_template_that_breaks_restricted_is_refused_unless_loosened() -> None:
+    sidecar = pod_template({"containers": [{"name": "side", "image": "busybox:1"}]}, setting="worker_template")
+    with pytest.raises(ConfigError, match="allowPrivilegeEscalation"):
+        check_worker_pod(build(BARE_JOB_POD, None, pod=WorkerPodSettings(template=sidecar)))
+    loose = pod_template({"metadata": {"annotations": {"dok.dev/security-context": "template"}},
+                          "spec": {"containers": [{"name": "side", "image": "busybox:1"}]}}, setting="worker_template")
+    assert check_worker_pod(build(BARE_JOB_POD, None, pod=WorkerPodSettings(template=loose)), loose=True) == {}
+
+
+def test_worker_pod_settings_come_from_the_run_spec() -> None:
+    spec = RunSpec(worker_node_selector={"a": "b"}, labels={"team": "ml"}, priority_class="low",
+                   worker_template={"containers": [{"env": [{"name": "X", "value": "1"}]}]})
+    again = RunSpec.from_env(spec.to_env())   # the runner reads them from the job pod's environment
+    settings = WorkerPodSettings.of(again)
+    assert settings.node_selector == {"a": "b"} and settings.labels == {"team": "ml"}
+    assert settings.priority_class == "low" and settings.template == spec.worker_template

@@ -397,9 +397,11 @@ class _DaskRun(MapLayouts):
         key = f"{node.name}-{self.token}"
         if node.wait_for:
             after = [self.lookup(w) for w in node.wait_for]
-            fut = self.client.submit(run_task_after, node.spec, kwargs, after, *args, key=key, pure=False)
+            fut = self.client.submit(run_task_after, node.spec, kwargs, after, *args, key=key, pure=False,
+                                     resources=_resources(node))
         else:
-            fut = self.client.submit(run_task, node.spec, kwargs, *args, key=key, pure=False)
+            fut = self.client.submit(run_task, node.spec, kwargs, *args, key=key, pure=False,
+                                     resources=_resources(node))
         self.futs[node.index] = fut
         self.owner[key] = (node.index, -1)
         self.names[key] = node.name
@@ -575,3 +577,8 @@ class _DaskRun(MapLayouts):
             if node.index in refs:
                 results[node.name] = value
         return results
+
+
+def _resources(node: Node) -> dict[str, float] | None:
+    """The Dask worker resources a task node asks for (`@task(resources=...)`), None for none."""
+    return getattr(node.task, "resources", None) or None

@@ -158,9 +158,10 @@ class MapLayouts:
             m = len(single_pos)
             if after is not None:
                 singles = self.client.map(run_task_after, [node.spec] * m, [kwargs] * m, [after] * m, *cols,
-                                          key=keys, pure=False)
+                                          key=keys, pure=False, resources=_resources(node))
             else:
-                singles = self.client.map(run_task, [node.spec] * m, [kwargs] * m, *cols, key=keys, pure=False)
+                singles = self.client.map(run_task, [node.spec] * m, [kwargs] * m, *cols, key=keys, pure=False,
+                                          resources=_resources(node))
             for j, fut in zip(single_pos, singles):
                 futs[j] = fut
                 self.owner[fut.key] = (index, segments[j][0])
@@ -171,7 +172,7 @@ class MapLayouts:
                 continue
             cols = self.batch_columns(columns, broadcast, lo, hi, base + j)
             part = self.client.submit(run_batch, node.spec, kwargs, prefix, lo, hi, after, *cols,
-                                      key=(f"{prefix}-batch", lo), pure=False)
+                                      key=(f"{prefix}-batch", lo), pure=False, resources=_resources(node))
             summary = self.client.submit(batch_summary, part, key=(f"{prefix}-summary", lo), pure=False)
             futs[j] = part
             self.summary_of[summary.key] = (index, lo, hi)
@@ -257,3 +258,8 @@ class MapLayouts:
             return
         for i, state in zip(range(lo, hi), states):
             self.child_done(index, i, f"{node.name}[{i}]", state)
+
+
+def _resources(node: Any) -> dict[str, float] | None:
+    """The Dask worker resources a map's task asks for (`@task(resources=...)`), None for none."""
+    return getattr(node.task, "resources", None) or None

@@ -14,7 +14,10 @@ when it connects) and secret_env (NAME -> 'SECRET:KEY': environment variables th
 from Kubernetes Secrets at run time, so the values never enter the image). Every value is checked when the
 object is made; a bad one raises `EnvironmentConfigError` naming the argument and what is allowed. The run
 settings it carries (workers, namespace, secret_env) obey the same rules as `RunSpec` (`check_setting`),
-and `run_spec(...)` turns the environment into the `RunSpec` of one run. `flow_name` and `bundle_sha256` are filled in by `build`; `.image` is the full image
+and `run_spec(...)` turns the environment into the `RunSpec` of one run. Keyword-only pod settings
+(`POD_SETTINGS`: job/worker resources, node selectors, tolerations, affinity, labels, annotations, priority
+class, service account, job/worker pod templates) are RunSpec settings too; templates may be file paths,
+read by the launcher. `flow_name` and `bundle_sha256` are filled in by `build`; `.image` is the full image
 reference once built. `to_dict()`/`from_dict()` round-trip through JSON (the image carries it as
 /opt/dok/environment.json).
 
@@ -36,7 +39,8 @@ from .names import (BUNDLE_PATH, DOK_ROOT, RESERVED_ENV_PREFIX, is_env_name, is_
                     is_image_tag, is_registry, is_sha256, looks_secret, split_secret_ref)
 from .runspec import RunSettingError, RunSpec, check_setting, check_worker_range
 
-__all__ = ["DaskOnKubernetesEnvironment", "default_base_image", "looks_secret", "split_secret_ref"]
+__all__ = ["POD_SETTINGS", "DaskOnKubernetesEnvironment", "default_base_image", "is_template_path", "looks_secret",
+           "split_secret_ref"]
 
 RESERVED_DIR = DOK_ROOT
 
@@ -45,6 +49,35 @@ def default_base_image() -> str:
     """`python:<this interpreter's major.minor>-slim`: the image must run the same Python as the client,
     because the flow bundle is pickled."""
     return f"python:{sys.version_info.major}.{sys.version_info.minor}-slim"
+
+
+# Pod settings the environment carries -> the RunSpec setting each one is (same rules, same meaning).
+POD_SETTINGS: dict[str, str] = {
+    "job_resources": "resources", "worker_resources": "worker_resources", "node_selector": "node_selector",
+    "worker_node_selector": "worker_node_selector", "tolerations": "tolerations",
+    "worker_tolerations": "worker_tolerations", "affinity": "affinity", "worker_affinity": "worker_affinity",
+    "labels": "labels", "annotations": "annotations", "priority_class": "priority_class",
+    "service_account": "service_account_name", "job_template": "job_template",
+    "worker_template": "worker_template",
+}
+TEMPLATE_FIELDS = ("job_template", "worker_template")
+_TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_template_path(value: Any) -> bool:
+    """A template given as a file path (one line ending in .yaml, .yml or .json), not as the YAML itself."""
+    return (isinstance(value, str) or hasattr(value, "__fspath__")) and "\n" not in str(value) \
+        and str(value).strip().lower().endswith(_TEMPLATE_SUFFIXES)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
 
 
 def _bad(arg: str, value: Any, allowed: str) -> EnvironmentConfigError:
@@ -70,6 +103,22 @@ class DaskOnKubernetesEnvironment:
     secret_env: Mapping[str, str] = field(default_factory=dict, hash=False)
     flow_name: str | None = None
     bundle_sha256: str | None = None
+    # pod customisation (run settings, RunSpec's rules; None = RunSpec's default; README "Running on a real
+    # cluster"): job_resources is RunSpec's `resources`, service_account its `service_account_name`
+    job_resources: Mapping[str, Mapping[str, str]] | None = field(default=None, hash=False)
+    worker_resources: Mapping[str, Mapping[str, str]] | None = field(default=None, hash=False)
+    node_selector: Mapping[str, str] | None = field(default=None, hash=False)
+    worker_node_selector: Mapping[str, str] | None = field(default=None, hash=False)
+    tolerations: Any = field(default=None, hash=False)
+    worker_tolerations: Any = field(default=None, hash=False)
+    affinity: Mapping[str, Any] | None = field(default=None, hash=False)
+    worker_affinity: Mapping[str, Any] | None = field(default=None, hash=False)
+    labels: Mapping[str, str] | None = field(default=None, hash=False)
+    annotations: Mapping[str, str] | None = field(default=None, hash=False)
+    priority_class: str | None = None
+    service_account: str | None = None
+    job_template: Any = field(default=None, hash=False)     # a pod spec: dict, YAML text or a file path
+    worker_template: Any = field(default=None, hash=False)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -104,6 +153,14 @@ class DaskOnKubernetesEnvironment:
             check_worker_range(self.min_workers, self.max_workers)
         except RunSettingError as exc:
             raise _bad(exc.setting, exc.value, exc.problem) from None
+        for name, setting_name in POD_SETTINGS.items():
+            value = getattr(self, name)
+            if value is None or (name in TEMPLATE_FIELDS and is_template_path(value)):
+                continue
+            try:
+                set_(self, name, check_setting(setting_name, value))
+            except RunSettingError as exc:
+                raise _bad(name, exc.value, exc.problem) from None
         for name in self.secret_env:
             if name in self.env_vars:
                 raise _bad("secret_env", name, "is also in env_vars: keep it in one of them (secret_env for secrets)")
@@ -183,8 +240,13 @@ class DaskOnKubernetesEnvironment:
         given = {k: v for k, v in settings.items() if v is not None}
         values: dict[str, Any] = {"flow_name": self.flow_name, "image": self.image, "namespace": self.namespace,
                                   "min_workers": self.min_workers, "max_workers": self.max_workers}
+        values.update({setting: getattr(self, name) for name, setting in POD_SETTINGS.items()})
         values = {k: v for k, v in values.items() if v is not None}
         values.update(given)
+        for name in TEMPLATE_FIELDS:
+            if is_template_path(values.get(name)):
+                raise _bad(name, values[name], "is a file path: the launcher reads it (dok run, execute()); pass "
+                           "the pod spec itself (a dict or YAML text) here")
         values["secret_env"] = {**self.secret_env, **dict(given.get("secret_env") or {})}
         return RunSpec(**values)
 
@@ -209,6 +271,7 @@ class DaskOnKubernetesEnvironment:
             "namespace": self.namespace,
             "flow_name": self.flow_name,
             "bundle_sha256": self.bundle_sha256,
+            **{name: _jsonable(getattr(self, name)) for name in POD_SETTINGS},
         }
 
     @classmethod

@@ -88,6 +88,7 @@ class Task:
         retry_delay: float | _dt.timedelta = 0.0,
         timeout: float | _dt.timedelta | None = None,
         batch_size: int | str | None = None,
+        resources: Mapping[str, float] | None = None,
     ) -> None:
         if not callable(fn):
             raise FlowDefinitionError(f"@task needs a function, got {fn!r}")
@@ -108,6 +109,7 @@ class Task:
         self.fn = fn
         self.name = name
         self.batch_size = batch_size
+        self.resources = _task_resources(resources, name)
         self.max_retries = max_retries
         self.retry_delay = _seconds(retry_delay, name, "retry_delay", allow_zero=True)
         self.timeout = None if timeout is None else _seconds(timeout, name, "timeout", allow_zero=False)
@@ -160,6 +162,7 @@ class Task:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self.__dict__.setdefault("batch_size", None)
+        self.__dict__.setdefault("resources", None)
         try:
             self._signature = inspect.signature(self.fn)
         except (TypeError, ValueError):
@@ -177,17 +180,39 @@ def task(
     retry_delay: float | _dt.timedelta = 0.0,
     timeout: float | _dt.timedelta | None = None,
     batch_size: int | str | None = None,
+    resources: Mapping[str, float] | None = None,
 ) -> Any:
     """Decorator: `@task` or `@task(name=..., max_retries=..., retry_delay=..., timeout=..., batch_size=...)`.
 
     retry_delay and timeout are seconds (or `datetime.timedelta`); timeout applies to each attempt.
     batch_size (maps only): run the map's children N at a time per Dask task ("auto": sized from the map
-    and the cluster), for tiny tasks; every child keeps its own State, retries, timeout and result."""
+    and the cluster), for tiny tasks; every child keeps its own State, retries, timeout and result.
+    resources: Dask worker resources each run needs, e.g. {"GPU": 1}: it runs only on workers that have
+    them (a worker pod with nvidia.com/gpu=N has GPU=N; dok.core.resources)."""
     options = dict(name=name, max_retries=max_retries, retry_delay=retry_delay, timeout=timeout,
-                   batch_size=batch_size)
+                   batch_size=batch_size, resources=resources)
     if fn is None:
         return lambda f: Task(f, **options)
     return Task(fn, **options)
+
+
+def _task_resources(value: Any, task_name: str) -> dict[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or not value or not all(
+            isinstance(k, str) and k and isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            for k, v in value.items()):
+        raise FlowDefinitionError(
+            f"task {task_name!r}: resources must map resource names to positive numbers, e.g. {{'GPU': 1}}, "
+            f"got {value!r}"
+        )
+    return {k: float(v) for k, v in value.items()}
+
+
+def task_resources(flow: Any) -> dict[str, dict[str, float]]:
+    """Task name -> the Dask resources it asks for, for the tasks of `flow` that ask for any."""
+    return {n.task.name: dict(n.task.resources) for n in flow.nodes
+            if n.task is not None and getattr(n.task, "resources", None)}
 
 
 def _seconds(value: Any, task_name: str, option: str, *, allow_zero: bool) -> float:

@@ -24,6 +24,10 @@ for a little CPU and memory and has a memory limit:
 A per-run `resources` / `worker_resources` value replaces the default as a whole (what you give is what the
 container gets, as in a pod spec); `{}` means none at all (BestEffort). A request above its limit is
 refused when the run is specified, before Kubernetes would refuse the pod.
+
+GPUs: a worker container with `nvidia.com/gpu: N` (or another `GPU_RESOURCE_NAMES` entry) is started with
+`dask worker --resources GPU=N` (`dask_worker_resources`), so tasks declared `@task(resources={"GPU": 1})`
+run only there; `missing_task_resources` names the tasks no worker of the run could ever run.
 """
 
 from __future__ import annotations
@@ -37,9 +41,12 @@ from typing import Any
 __all__ = [
     "DEFAULT_JOB_RESOURCES",
     "DEFAULT_WORKER_RESOURCES",
+    "GPU_RESOURCE_NAMES",
     "cpu_cores",
+    "dask_worker_resources",
     "is_quantity",
     "memory_bytes",
+    "missing_task_resources",
     "quantity",
     "requests_above_limits",
     "worker_memory_limit",
@@ -124,3 +131,33 @@ def worker_memory_limit(resources: Mapping[str, Mapping[str, Any]] | None) -> in
     if memory is None or not is_quantity(memory) or memory_bytes(memory) <= 0:
         return None
     return memory_bytes(memory)
+
+
+# Extended resources that give a Dask worker abstract resources (`dask worker --resources NAME=N`), so that
+# `@task(resources={"GPU": 1})` runs only on workers whose pod has a GPU.
+GPU_RESOURCE_NAMES = ("nvidia.com/gpu", "amd.com/gpu", "gpu.intel.com/i915")
+
+
+def dask_worker_resources(resources: Mapping[str, Mapping[str, Any]] | None) -> dict[str, float]:
+    """The Dask worker resources of a container with these Kubernetes resources: {"GPU": N} for N GPUs
+    (limits, else requests, of `GPU_RESOURCE_NAMES`, summed); {} without any."""
+    gpus = 0.0
+    for name in GPU_RESOURCE_NAMES:
+        for kind in ("limits", "requests"):
+            value = ((resources or {}).get(kind) or {}).get(name)
+            if value is not None and is_quantity(value):
+                gpus += float(quantity(value))
+                break
+    return {"GPU": gpus} if gpus > 0 else {}
+
+
+def missing_task_resources(needs: Mapping[str, Mapping[str, float]], has: Mapping[str, float]) -> list[str]:
+    """The tasks (name -> Dask resources they ask for) no worker with resources `has` can ever run, as
+    messages like "task 'train' needs GPU=1, a worker has GPU=0"."""
+    out = []
+    for task_name, wanted in sorted(needs.items()):
+        for resource, amount in sorted(wanted.items()):
+            if has.get(resource, 0) < amount:
+                out.append(f"task {task_name!r} needs {resource}={amount:g}, a worker has "
+                           f"{resource}={has.get(resource, 0):g}")
+    return out

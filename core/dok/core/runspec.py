@@ -149,6 +149,16 @@ class RunSpec:
     node_selector: Mapping[str, str] | None = setting(None, kind="json", env=False, optional=True)
     tolerations: tuple[Mapping[str, Any], ...] = setting((), kind="json", env=False)
     termination_grace_period_seconds: int = setting(30, kind="int", env=False, minimum=0)
+    # -- pod customisation (README "Running on a real cluster"); worker_* None = as the job pod ---------------
+    worker_node_selector: Mapping[str, str] | None = setting(None, kind="json", optional=True)
+    worker_tolerations: tuple[Mapping[str, Any], ...] | None = setting(None, kind="json", optional=True)
+    affinity: Mapping[str, Any] | None = setting(None, kind="json", env=False, optional=True)  # the job pod's
+    worker_affinity: Mapping[str, Any] | None = setting(None, kind="json", optional=True)
+    labels: Mapping[str, str] = setting(kind="json", default_factory=dict)       # job and worker pods
+    annotations: Mapping[str, str] = setting(kind="json", default_factory=dict)  # job and worker pods
+    priority_class: str | None = setting(None, kind="str", optional=True)       # job and worker pods
+    job_template: Mapping[str, Any] | None = setting(None, kind="json", env=False, optional=True)  # podtemplate
+    worker_template: Mapping[str, Any] | None = setting(None, kind="json", optional=True)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -382,6 +392,42 @@ def _tolerations(name: str, value: Any) -> tuple[dict[str, Any], ...]:
     return tuple(dict(t) for t in value)
 
 
+def _affinity(name: str, value: Any) -> dict[str, Any]:
+    allowed = {"nodeAffinity", "podAffinity", "podAntiAffinity"}
+    if not isinstance(value, Mapping) or not value or set(value) - allowed:
+        raise RunSettingError(name, value, "must be a Kubernetes affinity: an object with nodeAffinity, "
+                              "podAffinity and/or podAntiAffinity")
+    return _json_object(name, value)
+
+
+def _labels(name: str, value: Any) -> dict[str, str]:
+    out = _string_map(name, value)
+    for key, text in out.items():
+        prefix, _, short = key.rpartition("/")
+        if (prefix and not is_dns_subdomain(prefix)) or not short or not is_label_value(short):
+            raise RunSettingError(name, {key: text}, f"{key!r} is not a label key ([prefix/]name, name at most 63 "
+                                  "letters, digits, '-', '_' or '.')")
+        if name == "labels" and text and not is_label_value(text):
+            raise RunSettingError(name, {key: text}, f"{text!r} is not a label value (at most 63 letters, digits, "
+                                  "'-', '_' or '.', starting and ending with a letter or digit)")
+    return out
+
+
+def _priority_class(name: str, value: str) -> str:
+    if not is_dns_subdomain(value):
+        raise RunSettingError(name, value, "is not a PriorityClass name (lowercase letters, digits, '-', '.')")
+    return value
+
+
+def _template(name: str, value: Any) -> dict[str, Any]:
+    from .podtemplate import PodTemplateError, pod_template
+
+    try:
+        return pod_template(value, setting=name)
+    except PodTemplateError as exc:
+        raise RunSettingError(name, "…", exc.message.removeprefix(f"{name}: "), hint=exc.hint) from None
+
+
 _SPECIAL: dict[str, Any] = {
     "identifier": _identifier,
     "image": _image,
@@ -395,6 +441,15 @@ _SPECIAL: dict[str, Any] = {
     "service_account_name": _service_account,
     "node_selector": _string_map,
     "tolerations": _tolerations,
+    "worker_node_selector": _string_map,
+    "worker_tolerations": _tolerations,
+    "affinity": _affinity,
+    "worker_affinity": _affinity,
+    "labels": _labels,
+    "annotations": _labels,
+    "priority_class": _priority_class,
+    "job_template": _template,
+    "worker_template": _template,
 }
 
 

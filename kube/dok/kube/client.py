@@ -197,6 +197,20 @@ class Kube:
         status = review.get("status") or {}
         return bool(status.get("allowed")), str(status.get("reason") or "")
 
+    def can_service_account(self, access: Access, *, service_account: str) -> tuple[bool, str]:
+        """SubjectAccessReview for ServiceAccount `service_account` of `access.namespace`: (allowed, reason).
+        The caller needs `create subjectaccessreviews` (Forbidden otherwise)."""
+        ns = access.namespace or "default"
+        attributes = {k: v for k, v in {"verb": access.verb, "resource": access.resource, "group": access.group,
+                                        "subresource": access.subresource, "namespace": ns}.items() if v}
+        body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {"resourceAttributes": attributes, "user": f"system:serviceaccount:{ns}:{service_account}",
+                         "groups": ["system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"]}}
+        review = self.request(f"check permission {access} of service account {service_account}",
+                              self.authz.create_subject_access_review, body)
+        status = review.get("status") or {}
+        return bool(status.get("allowed")), str(status.get("reason") or "")
+
     # -- objects ----------------------------------------------------------------------------------------
     def _api(self, verb: str, kind: str) -> Callable[..., Any]:
         apis = {"Job": (self.batch, "job"), "Pod": (self.core, "pod"),

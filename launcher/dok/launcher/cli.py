@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, DokError
 
-from . import image_inputs
+from . import image_inputs, podflags
 
 PROG = "dok"
 
@@ -111,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="stop waiting after this long")
     run.add_argument("--keep", action="store_true", help="do not delete the Job and pods after the run")
     run.add_argument("-q", "--quiet", action="store_true", help="no log streaming, just the final State")
+    podflags.add_arguments(run)
     _build_options(run)
     _common(run)
 

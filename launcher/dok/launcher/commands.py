@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dok.core.environment import default_base_image
 from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, EnvironmentConfigError, ParameterError
-from dok.core.runspec import RunSettingError
+from dok.core.runspec import RunSettingError, check_setting
 
 from . import image_inputs
 from .exceptions import ConfigError, UsageError
@@ -197,6 +197,20 @@ def check_local_inputs(env: DaskOnKubernetesEnvironment, loaded: LoadedFlow, arg
     bundle.dumps(loaded.flow)  # BundleError naming what cannot be pickled
 
 
+def pod_settings_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The pod flags' run settings (podflags), template files read."""
+    from .launch import read_template
+    from .podflags import pod_settings
+
+    settings = pod_settings(args)
+    for name in ("job_template", "worker_template"):
+        if name in settings:
+            settings[name] = read_template(settings[name], setting=f"--{name.replace('_', '-')}")
+    for name, value in settings.items():
+        check_setting(name, value)  # RunSpec's rules, now: before the image is built
+    return settings
+
+
 def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     if args.local:
         return run_local_command(args, out=out, err=err)
@@ -206,6 +220,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     loaded, params = load_with_params(args)
     env = image_inputs.apply(make_env(loaded, args), args)
     secret_env = _secret_env(args.secret_env)
+    pods = pod_settings_of(args)  # bad pod flags stop here, before the image is built
     check_local_inputs(env, loaded, args)
     warn_secret_env_vars(env, err)
     kube = connect(args)
@@ -226,7 +241,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
                      image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
-                     create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out)
+                     create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods)
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")

@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
+from dok.core.environment import is_template_path
 from dok.core.labels import new_identifier
 from dok.core.runspec import RunSpec
 
@@ -24,6 +25,7 @@ from .exceptions import ConfigError, TTLIgnoredWarning, UsageError
 from .handle import RunHandle
 from .kube import Kube
 from .manifests import RUNNER_NAME, SecretRef, job_manifest, job_name_of, validate_namespace
+from .prepare import check_service_account
 from .prepare import setup as run_setup
 
 if TYPE_CHECKING:
@@ -63,6 +65,16 @@ def resolve_namespace(explicit: str | None, env: DaskOnKubernetesEnvironment | N
     return namespace
 
 
+def read_template(path: Any, *, setting: str) -> str:
+    """The text of a pod template file (`--worker-template FILE`, `worker_template="pod.yaml"`)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as exc:
+        raise UsageError(f"{setting}: cannot read {str(path)!r}: {exc.strerror}",
+                         hint="give the path of a YAML pod spec (or the spec itself)") from None
+
+
 def run_spec_for(env: DaskOnKubernetesEnvironment, *, identifier: str, namespace: str,
                  parameters: Mapping[str, Any] | None = None, flow_name: str | None = None,
                  **settings: Any) -> RunSpec:
@@ -76,6 +88,10 @@ def run_spec_for(env: DaskOnKubernetesEnvironment, *, identifier: str, namespace
         raise ConfigError("the environment has no image yet",
                           hint="build it first: env = env.build(flow) (or `dok build`)")
     secret_env = {name: _secret_ref_text(name, ref) for name, ref in dict(settings.pop("secret_env", None) or {}).items()}
+    for name in ("job_template", "worker_template"):
+        value = settings.get(name) if settings.get(name) is not None else getattr(env, name, None)
+        if is_template_path(value):
+            settings[name] = read_template(value, setting=name)
     return env.run_spec(identifier=identifier, namespace=namespace, parameters=dict(parameters or {}),
                         flow_name=flow_name_of(env, flow_name), image=str(image), secret_env=secret_env, **settings)
 
@@ -102,9 +118,12 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
         spec = pull_secret.with_pull_secret(spec)
         if check_permissions:
             pull_secret.check_rights(kube, ns)
-    manifest = job_manifest(spec)
+    manifest = job_manifest(spec)  # before anything is created: a bad setting or template stops here
+    service_account_warning = None
     if setup and spec.service_account_name == RUNNER_NAME:
         run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions)
+    elif spec.service_account_name != RUNNER_NAME and check_permissions:
+        service_account_warning = check_service_account(kube, ns, spec.service_account_name)
     if secret is not None:
         pull_secret.create(kube, secret)
     try:
@@ -117,6 +136,8 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
         pull_secret.adopt(kube, secret, created)
     handle = RunHandle(kube=kube, identifier=spec.identifier, namespace=ns, job_name=job_name_of(spec),
                        flow_name=spec.flow_name, out=out)
+    if service_account_warning:
+        handle.warnings.append(service_account_warning)
     dropped = ttl_dropped(spec, created) if ttl_requested else None
     if dropped:
         handle.warnings.append(dropped)

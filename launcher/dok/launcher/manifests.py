@@ -22,6 +22,7 @@ from dok.core import labels as core_labels
 from dok.core.names import (BUNDLE_PATH, DASHBOARD_PORT, DNS_LABEL_HINT, ENV_NAME_HINT, IMAGE_REFERENCE_HINT,
                             RUNNER_MODULE, SCHEDULER_PORT, InvalidName, is_dns_label, is_env_name, is_image_reference,
                             is_label_value, looks_secret, run_object_name, split_secret_ref)
+from dok.core.podtemplate import PodTemplateError, loosened, merge_pod_template
 from dok.core.podsecurity import (restricted_container_security_context, restricted_pod_security_context,
                                   restricted_violations)
 from dok.core.runspec import POD_FIELD_ENV, RUNNER_SERVICE_ACCOUNT, RunSpec
@@ -181,16 +182,20 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
         pod_spec["nodeSelector"] = dict(spec.node_selector)
     if spec.tolerations:
         pod_spec["tolerations"] = [dict(t) for t in spec.tolerations]
+    if spec.affinity:
+        pod_spec["affinity"] = dict(spec.affinity)
+    if spec.priority_class:
+        pod_spec["priorityClassName"] = spec.priority_class
     job_spec: dict[str, Any] = {
         "backoffLimit": 0,
         "completions": 1,
         "parallelism": 1,
         # The job pod holds the scheduler and the run's state: cluster autoscalers must not evict it to
         # consolidate nodes (worker pods may go: they drain first and are replaced).
-        "template": {"metadata": {"labels": dict(labels), "annotations": {SAFE_TO_EVICT_ANNOTATION: "false"}},
-                     "spec": pod_spec},
+        "template": _pod_template_of(spec, labels, pod_spec),
     }
-    _check_restricted(job_spec["template"])
+    if not loosened(spec.job_template):
+        _check_restricted(job_spec["template"], from_template=bool(spec.job_template))
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
     if spec.ttl_seconds_after_finished is not None:
@@ -204,12 +209,31 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
     }
 
 
-def _check_restricted(template: Mapping[str, Any]) -> None:
-    """Refuse a job pod that Pod Security Admission "restricted" would refuse (dok's own policy broken)."""
+def _pod_template_of(spec: RunSpec, labels: Mapping[str, str], pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """The Job's pod template: dok's labels and annotations, the run's `labels`/`annotations` (dok's win: a
+    clash is an error), then the run's `job_template` merged in (dok.core.podtemplate's rules)."""
+    annotations = {SAFE_TO_EVICT_ANNOTATION: "false"}
+    user = {"metadata": {"labels": dict(spec.labels), "annotations": dict(spec.annotations)}, "spec": {}}
+    try:
+        pod = merge_pod_template({"metadata": {"labels": dict(labels), "annotations": annotations},
+                                  "spec": pod_spec}, user, container=CONTAINER_NAME, setting="labels/annotations")
+        return merge_pod_template(pod, spec.job_template, container=CONTAINER_NAME, setting="job_template")
+    except PodTemplateError as exc:
+        raise UsageError(exc.message, hint=exc.hint) from None
+
+
+def _check_restricted(template: Mapping[str, Any], *, from_template: bool) -> None:
+    """Refuse a job pod that Pod Security Admission "restricted" would refuse: the user's job template broke
+    it (UsageError), or dok's own policy did (ConfigError, a bug in dok)."""
     problems = restricted_violations(template["spec"], annotations=template["metadata"].get("annotations"))
-    if problems:
-        raise ConfigError("the job pod would break Pod Security Admission 'restricted': " + "; ".join(problems),
-                          hint="dok's pod security policy (dok.core.podsecurity) was changed: this is a bug in dok")
+    if not problems:
+        return
+    message = "the job pod would break Pod Security Admission 'restricted': " + "; ".join(problems)
+    if from_template:
+        raise UsageError(message, hint="the job template adds something 'restricted' refuses: remove it, or annotate "
+                                       "the template with dok.dev/security-context: template to take over the "
+                                       "security context on purpose (namespaces enforcing 'restricted' refuse it)")
+    raise ConfigError(message, hint="dok's pod security policy (dok.core.podsecurity) was changed: this is a bug in dok")
 
 
 def service_account_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[str, Any]:

@@ -7,6 +7,10 @@
    missing; when present, the Role's rules are checked against what the runner needs (impersonation-free:
    we read the Role and the RoleBinding rather than act as the service account) and a dok-managed Role is
    repaired; a foreign one that lacks rules is reported by name.
+4. A run with its own `service_account` (not dok-runner: `check_service_account`) is checked before launch:
+   the ServiceAccount exists, and a SubjectAccessReview per rule the runner needs (`RUNNER_RULES`: create/
+   get/list/watch/delete pods, get pods/log, list/watch events) says it has them. When the caller may not
+   create SubjectAccessReviews, the rights are not checked and a warning says so.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dok.kube import retry as kube_retry
 
 from .exceptions import ConfigError, PermissionDenied
 from .kube import Access, Kube
-from .manifests import (RUNNER_NAME, missing_rules, role_binding_manifest, role_manifest,
+from .manifests import (RUNNER_NAME, RUNNER_RULES, missing_rules, role_binding_manifest, role_manifest,
                         service_account_manifest, validate_namespace)
 
 CALLER_NEEDS: tuple[tuple[str, str, str, str], ...] = (
@@ -169,3 +173,37 @@ def setup(env: Any = None, *, namespace: str | None = None, kube: Kube | None = 
     if check_permissions:
         check_caller(kube, ns)
     return ensure_runner_rbac(kube, ns, token_secrets=needs_token_secrets(version))
+
+
+def check_service_account(kube: Kube, namespace: str, name: str) -> str | None:
+    """Refuse a run whose job pod would use ServiceAccount `name` when it does not exist or lacks a right the
+    runner needs (PermissionDenied listing them); returns a warning when the rights could not be checked."""
+    try:
+        exists = kube.read("ServiceAccount", namespace, name)
+    except Forbidden:
+        exists = True  # may not read it: the Job's pod creation will say if it is missing
+    if exists is None:
+        raise ConfigError(f"service account {name!r} does not exist in namespace {namespace!r}",
+                          hint=f"create it (kubectl create serviceaccount {name} -n {namespace}) with a Role that "
+                               "allows what the runner does (see `dok setup`'s dok-runner Role), or leave "
+                               "service_account unset to use dok-runner")
+    missing = []
+    for rule in RUNNER_RULES:
+        for resource in rule["resources"]:
+            base, _, sub = resource.partition("/")
+            for verb in rule["verbs"]:
+                access = Access(verb=verb, resource=base, subresource=sub, namespace=namespace)
+                try:
+                    allowed, _reason = kube.can_service_account(access, service_account=name)
+                except Forbidden:
+                    return (f"could not check the rights of service account {name!r} (you may not create "
+                            "subjectaccessreviews): the run fails later if it may not manage worker pods")
+                if not allowed:
+                    missing.append(f"{verb} {resource}")
+    if missing:
+        raise PermissionDenied(f"service account {name!r} in namespace {namespace!r} may not "
+                               f"{', '.join(missing)}: the runner needs these to manage the worker pods",
+                               hint=f"bind it to a Role with these verbs (`dok setup -n {namespace}` creates one, "
+                                    f"dok-runner: `kubectl create rolebinding ... --role dok-runner "
+                                    f"--serviceaccount {namespace}:{name}`)")
+    return None

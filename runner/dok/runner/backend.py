@@ -14,15 +14,18 @@ import itertools
 from typing import Any, Protocol, runtime_checkable
 
 from dok.core.labels import COMPONENT_LABEL, IDENTIFIER_LABEL
+from dok.core.podtemplate import PodTemplateError, loosened
 from dok.kube import Kube, RetryPolicy, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 from dok.runner.config import RunnerConfig
-from dok.runner.exceptions import Conflict, JobRetried, KubernetesError
+from dok.runner.exceptions import ConfigError, Conflict, JobRetried, KubernetesError
 from dok.runner.health import WorkerObservation, observe_pod
 from dok.runner.manifests import (
     WORKER_COMPONENT,
     JobPodTemplate,
     job_pod_template,
+    WorkerPodSettings,
+    check_worker_pod,
     worker_pod_manifest,
     worker_pod_name,
 )
@@ -72,6 +75,7 @@ class PodWorkerBackend:
         self.delete_grace_seconds = delete_grace_seconds
         self.template: JobPodTemplate | None = None
         self.template_warning: str | None = None
+        self.worker_resources: dict[str, float] | None = None  # Dask resources of every worker (prepare)
         self._numbers = itertools.count()
         self._pending: set[str] = set()  # workers last seen Pending: no process to stop, delete at once
         self._prestarted: list[str] = []  # pods created before the cluster asked (see prestart)
@@ -84,6 +88,13 @@ class PodWorkerBackend:
                                   "does not exist", hint="DOK_POD_NAME must be the runner's own pod name "
                                                          "(downward API metadata.name)") from None
         self.template = job_pod_template(pod, owner_name=self.config.pod_name, owner_uid=self.config.pod_uid)
+        try:  # the worker template and settings are checked once, before any pod is asked for
+            probe = self.manifest(worker_pod_name(flow_name=self.config.spec.flow_name,
+                                                  identifier=self.config.spec.identifier, number=0),
+                                  self.config.scheduler_address)
+        except PodTemplateError as exc:
+            raise ConfigError(exc.message, hint=exc.hint) from None
+        self.worker_resources = check_worker_pod(probe, loose=loosened(self.config.spec.worker_template))
         await self._refuse_job_retry(pod)
 
     async def _refuse_job_retry(self, pod: dict) -> None:
@@ -123,7 +134,7 @@ class PodWorkerBackend:
             name=name, namespace=c.namespace, image=c.image, scheduler_address=scheduler_address,
             identifier=c.spec.identifier, flow_name=c.spec.flow_name, template=self.template, nthreads=c.nthreads,
             death_timeout=c.spec.worker_death_timeout, resources=c.spec.worker_resources,
-            image_pull_policy=c.spec.image_pull_policy)
+            image_pull_policy=c.spec.image_pull_policy, pod=WorkerPodSettings.of(c.spec))
 
     async def create(self, name: str, scheduler_address: str) -> None:
         if self.template is None:

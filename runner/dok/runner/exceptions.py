@@ -45,3 +45,10 @@ class RunAborted(RunnerError):
     """The run was stopped from outside (SIGTERM/SIGINT) before the flow finished."""
 
     exit_code = EXIT_FLOW_FAILED
+
+
+class UnsatisfiableResources(ConfigError):
+    """A task asks for Dask worker resources (`@task(resources={"GPU": 1})`) no worker pod of the run has:
+    the run fails at once instead of waiting for a worker that can never come (exit code 1)."""
+
+    exit_code = EXIT_FLOW_FAILED

@@ -8,7 +8,10 @@ escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root fil
 /tmp), no service-account token, `restartPolicy: Never`, a short grace period, the run's labels, and an
 ownerReference to the job pod so the garbage collector removes workers if the job pod disappears.
 Its container gets the run's `worker_resources` (dok.core.resources: the defaults and why), and `dask worker`
-follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the container's memory limit.
+follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the container's memory limit,
+`--resources GPU=N` for N GPUs. The run's worker placement (`worker_node_selector`, `worker_tolerations`,
+`worker_affinity`; unset: the job pod's), `labels`, `annotations`, `priority_class` and `worker_template`
+(dok.core.podtemplate's merge rules) are applied last (`WorkerPodSettings`).
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from typing import Any
 
 from dok.core.labels import run_labels
 from dok.core.names import run_object_name
-from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context  # noqa: F401
-from dok.core.resources import worker_memory_limit, worker_nthreads
+from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context, restricted_violations
+from dok.core.podtemplate import merge_pod_template
+from dok.core.resources import dask_worker_resources, worker_memory_limit, worker_nthreads
+
+from .exceptions import ConfigError
 
 WORKER_COMPONENT = "worker"
 WORKER_CONTAINER = "worker"
@@ -28,6 +34,27 @@ TERMINATION_GRACE_SECONDS = 5
 _MAX_NAME = 63
 
 DRAIN_MODULE = "dok.runner.drain"  # the worker pods' preStop hook (dok/runner/drain.py)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerPodSettings:
+    """The run's settings for worker pods (RunSpec's `worker_*`, `labels`, `annotations`, `priority_class`,
+    `worker_template`); a placement left None is taken from the job pod."""
+
+    node_selector: Mapping[str, str] | None = None
+    tolerations: tuple[Mapping[str, Any], ...] | None = None
+    affinity: Mapping[str, Any] | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    priority_class: str | None = None
+    template: Mapping[str, Any] | None = None
+
+    @classmethod
+    def of(cls, spec: Any) -> WorkerPodSettings:
+        """From a RunSpec."""
+        return cls(node_selector=spec.worker_node_selector, tolerations=spec.worker_tolerations,
+                   affinity=spec.worker_affinity, labels=dict(spec.labels), annotations=dict(spec.annotations),
+                   priority_class=spec.priority_class, template=spec.worker_template)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,6 +66,7 @@ class JobPodTemplate:
     image_pull_secrets: tuple[dict[str, Any], ...] = ()
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: tuple[dict[str, Any], ...] = ()
+    affinity: dict[str, Any] = field(default_factory=dict)
     pod_security_context: dict[str, Any] = field(default_factory=dict)
     env: tuple[dict[str, Any], ...] = ()
     env_from: tuple[dict[str, Any], ...] = ()
@@ -59,6 +87,7 @@ def job_pod_template(pod: Mapping[str, Any], *, owner_name: str | None = None,
         image_pull_secrets=tuple(spec.get("imagePullSecrets") or ()),
         node_selector=dict(spec.get("nodeSelector") or {}),
         tolerations=tuple(spec.get("tolerations") or ()),
+        affinity=dict(spec.get("affinity") or {}),
         pod_security_context=dict(spec.get("securityContext") or {}),
         env=tuple(user_env(container.get("env") or ())),
         env_from=tuple(container.get("envFrom") or ()),
@@ -95,7 +124,7 @@ def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:
 
 
 def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float,
-                   memory_limit: int | None = None) -> list[str]:
+                   memory_limit: int | None = None, resources: Mapping[str, float] | None = None) -> list[str]:
     """`dask worker` (distributed 2026.8 CLI) for one pod: no nanny (the pod is the unit of restart),
     no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
     `memory_limit` (bytes): the container's memory limit, so that Dask spills and pauses before the kernel
@@ -109,6 +138,8 @@ def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_ti
                "--death-timeout", f"{death_timeout:g}s"]
     if memory_limit is not None:
         command += ["--memory-limit", str(memory_limit)]
+    if resources:  # Dask worker resources (GPU=N), for tasks declared @task(resources=...)
+        command += ["--resources", ",".join(f"{k}={v:g}" for k, v in sorted(resources.items()))]
     return command
 
 
@@ -128,11 +159,14 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
                         flow_name: str, template: JobPodTemplate, nthreads: int | None = None,
                         death_timeout: float = 60.0, resources: Mapping[str, Any] | None = None,
                         image_pull_policy: str = "IfNotPresent",
-                        termination_grace_seconds: int = TERMINATION_GRACE_SECONDS) -> dict[str, Any]:
+                        termination_grace_seconds: int = TERMINATION_GRACE_SECONDS,
+                        pod: WorkerPodSettings | None = None) -> dict[str, Any]:
     """The v1 Pod for one Dask worker named `name` (pod name = Dask worker name = SpecCluster spec name).
     `resources`: the container's requests/limits (RunSpec.worker_resources; None or {} = none). The worker's
     threads follow its CPU (`dok.core.resources.worker_nthreads`) unless `nthreads` is given, its Dask memory
-    limit follows the container's memory limit."""
+    limit follows the container's memory limit and its GPUs give it Dask resources (`--resources GPU=N`), all
+    read after `pod.template` is merged in (dok.core.podtemplate), so a template's GPU counts too."""
+    pod = pod or WorkerPodSettings()
     resources = {k: dict(v) for k, v in (resources or {}).items() if v}
     labels = run_labels(identifier=identifier, flow_name=flow_name, component=WORKER_COMPONENT)
     env = [dict(v) for v in template.env]
@@ -147,9 +181,6 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
         "name": WORKER_CONTAINER,
         "image": image,
         "imagePullPolicy": image_pull_policy,
-        "command": worker_command(scheduler_address=scheduler_address, name=name,
-                                  nthreads=nthreads if nthreads is not None else worker_nthreads(resources),
-                                  death_timeout=death_timeout, memory_limit=worker_memory_limit(resources)),
         "env": env,
         "securityContext": restricted_container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
@@ -173,11 +204,18 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
     }
     if template.image_pull_secrets:
         spec["imagePullSecrets"] = [dict(s) for s in template.image_pull_secrets]
-    if template.node_selector:
-        spec["nodeSelector"] = dict(template.node_selector)
-    if template.tolerations:
-        spec["tolerations"] = [dict(t) for t in template.tolerations]
-    return {
+    node_selector = template.node_selector if pod.node_selector is None else pod.node_selector
+    tolerations = template.tolerations if pod.tolerations is None else pod.tolerations
+    affinity = template.affinity if pod.affinity is None else pod.affinity
+    if node_selector:
+        spec["nodeSelector"] = dict(node_selector)
+    if tolerations:
+        spec["tolerations"] = [dict(t) for t in tolerations]
+    if affinity:
+        spec["affinity"] = dict(affinity)
+    if pod.priority_class:
+        spec["priorityClassName"] = pod.priority_class
+    manifest = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -195,6 +233,30 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
         },
         "spec": spec,
     }
+    manifest = merge_pod_template(manifest, {"metadata": {"labels": dict(pod.labels),
+                                                          "annotations": dict(pod.annotations)}},
+                                  container=WORKER_CONTAINER, setting="labels/annotations")
+    manifest = merge_pod_template(manifest, pod.template, container=WORKER_CONTAINER, setting="worker_template")
+    merged = manifest["spec"]["containers"][0]
+    final = merged.get("resources") or {}
+    merged["command"] = worker_command(
+        scheduler_address=scheduler_address, name=name,
+        nthreads=nthreads if nthreads is not None else worker_nthreads(final), death_timeout=death_timeout,
+        memory_limit=worker_memory_limit(final), resources=dask_worker_resources(final))
+    return manifest
+
+
+def check_worker_pod(pod: Mapping[str, Any], *, loose: bool = False) -> dict[str, float]:
+    """Refuse a worker pod that Pod Security Admission "restricted" would refuse (unless the worker template
+    took over the security context: `loose`); return its Dask worker resources (GPU=N for N GPUs)."""
+    if not loose:
+        problems = restricted_violations(pod["spec"], annotations=pod["metadata"].get("annotations"))
+        if problems:
+            raise ConfigError("the worker pods would break Pod Security Admission 'restricted': " + "; ".join(problems),
+                              hint="the worker template adds something 'restricted' refuses: remove it, or annotate "
+                                   "the template with dok.dev/security-context: template to take over the security "
+                                   "context on purpose")
+    return dask_worker_resources(pod["spec"]["containers"][0].get("resources") or {})
 
 
 def _dedupe_env(env: list[dict[str, Any]]) -> list[dict[str, Any]]:

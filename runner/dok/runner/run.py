@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS
 from dok.core.names import BUNDLE_PATH
 from dok.runner.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, RunnerConfig
-from dok.runner.exceptions import ConfigError, RunnerError
+from dok.runner.exceptions import ConfigError, RunnerError, UnsatisfiableResources
 from dok.runner.monitor import RunMonitor
 
 if TYPE_CHECKING:
@@ -120,6 +120,10 @@ class _Session:
             thread = threading.Thread(target=self._run_flow, args=(client,), name="dok-flow", daemon=True)
             thread.start()
             outcome = self._wait()
+        except UnsatisfiableResources as exc:  # the run's own settings: a failed run, not an infrastructure error
+            self.monitor.say(f"cannot run the flow: {exc.message}")
+            outcome = RunOutcome(state=self._partial("Failed", f"{exc.message} (hint: {exc.hint})"),
+                                 exit_code=exc.exit_code, identifier=self.config.spec.identifier)
         except Exception as exc:  # noqa: BLE001 - reported as an infrastructure failure
             error = self.monitor.fatal_error or exc
             self.monitor.say(f"infrastructure failure: {error}")
@@ -138,10 +142,27 @@ class _Session:
 
     async def _prepare(self, backend: Any) -> None:
         await backend.prepare()
+        self._check_task_resources(getattr(backend, "worker_resources", None))
         prestart = getattr(backend, "prestart", None)  # optional: start the first worker before the scheduler
         if prestart is not None:
             name = await prestart(self.config.scheduler_address)
             self.monitor.say(f"scaling: started worker {name} early (it joins once the scheduler is up)")
+
+    def _check_task_resources(self, has: Mapping[str, float] | None) -> None:
+        """Fail now when a task asks for Dask resources (e.g. GPU) that no worker pod of this run will have:
+        every worker is made from the same pod spec, so waiting would never end."""
+        from dok.core.flow import task_resources
+        from dok.core.resources import missing_task_resources
+
+        if has is None:  # a backend that does not know (local processes): Dask decides
+            return
+        missing = missing_task_resources(task_resources(self.flow), has)
+        if missing:
+            raise UnsatisfiableResources(
+                "no worker of this run can ever provide what a task needs: " + "; ".join(missing) + " (every "
+                "worker pod has the run's worker_resources and worker_template)",
+                hint="give the workers the resource, e.g. --worker-resources cpu=1,memory=4Gi,nvidia.com/gpu=1 "
+                     "(worker_resources on the environment), or drop resources= from the task")
 
     def _cluster(self, backend: Any) -> Any:
         from dok.core.scaling import settings_for
