@@ -70,12 +70,13 @@ def test_dashboard_in_a_browser_during_a_run_and_clear_errors_after(cluster, nam
 
         dom = helpers_browser.dump_dom(url, profile=tmp_path / "profile-dom")
         (artifacts / "dashboard-status.html").write_text(dom)
-        assert "<title>Dask: Status</title>" in dom, dom[:2000]
+        assert "<title>Dask Diagnostic UI</title>" in dom, dom[:2000]
         assert "static/js/bokeh.min.js" in dom and dom.count("data-root-id=") >= 3, dom[:2000]
 
         with helpers_browser.DevTools(tmp_path / "profile-shot") as browser:
             page = browser.page(url)
             assert page.wait_for("document.readyState === 'complete' && window.Bokeh && Bokeh.documents.length")
+            assert page.wait_for("document.title === 'Dask: Status'")  # set by bokeh from the document
             assert page.wait_for(CANVASES) >= 3  # bokeh drew its plots (in its views' shadow DOM)
             titles = page.evaluate(FIGURE_TITLES)
             assert "Task Stream" in titles and "Progress" in titles, titles
