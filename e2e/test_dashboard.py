@@ -100,7 +100,7 @@ def test_dashboard_in_a_browser_during_a_run_and_clear_errors_after(cluster, nam
             assert re.fullmatch(r"http://127\.0\.0\.1:\d+/status", first), (first, forward.stderr.read())  # type: ignore[union-attr]
             with urllib.request.urlopen(first, timeout=60) as response:
                 body = response.read().decode()
-            assert response.status == 200 and "Dask: Status" in body
+            assert response.status == 200 and "Dask Diagnostic UI" in body and "bokeh.min.js" in body
         finally:
             forward.terminate()
             forward.wait(timeout=30)
