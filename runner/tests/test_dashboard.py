@@ -72,3 +72,37 @@ def test_a_scheduler_with_these_options_serves_bokehs_status_page():
 def test_a_scheduler_without_the_dashboard_has_no_status_page():
     _, status, _ = asyncio.run(_serve_and_get(None, "/status"))
     assert status == 404
+
+
+class IdleBackend:
+    """No workers are asked for: only the supervisor's observe() is called."""
+
+    description = "idle"
+
+    async def observe(self) -> list:
+        return []
+
+    def new_name(self) -> str:
+        return "unused"
+
+
+async def _cluster_dashboard_port(dashboard: str | None) -> int | None:
+    import io
+
+    from dok.runner.cluster import DokCluster
+    from dok.runner.health import HealthPolicy
+    from dok.runner.monitor import RunMonitor
+
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    async with DokCluster(backend=IdleBackend(), monitor=RunMonitor(stream=io.StringIO()),  # type: ignore[arg-type]
+                          policy=HealthPolicy(start_timeout=30, failure_budget=1, scheduler_address=address),
+                          contact_address=address, host="127.0.0.1", port=port, watch_interval=0.2,
+                          dashboard=dashboard, asynchronous=True) as cluster:
+        return cluster.dashboard_port
+
+
+def test_the_cluster_reports_its_dashboard_port_only_when_it_serves_one():
+    port = _free_port()
+    assert asyncio.run(_cluster_dashboard_port(f"127.0.0.1:{port}")) == port
+    assert asyncio.run(_cluster_dashboard_port(None)) is None
