@@ -153,3 +153,14 @@ def test_runs_as_non_root_with_home_tmp_and_venv_first_on_path():
     assert "USER 1000:1000" in text and "ENV HOME=/tmp" in text
     assert "PATH=/opt/dok/venv/bin:$PATH" in text
     assert 'CMD ["python", "-m", "dok.runner", "/opt/dok/flow.dokflow"]' in text
+
+
+def test_the_image_pins_bokeh_for_the_schedulers_dashboard():
+    from importlib import metadata
+
+    from dok.builder import runtime_pins
+
+    pins = runtime_pins()
+    assert pins["bokeh"] == metadata.version("bokeh")  # the client's exact version (requirements.lock)
+    assert {"dask", "distributed", "cloudpickle"} <= set(pins)
+    assert f"bokeh=={pins['bokeh']}" in render(runtime_pins=pins)

@@ -28,6 +28,13 @@ def test_defaults() -> None:
     assert RunSpec().identifier != spec.identifier  # a fresh identifier per run
 
 
+def test_the_dashboard_is_on_unless_turned_off() -> None:
+    assert RunSpec().dashboard == "on"
+    spec = RunSpec(dashboard="off")
+    assert spec.to_env()["DOK_DASHBOARD"] == "off"
+    assert RunSpec.from_env(spec.to_env()).dashboard == "off"
+
+
 def test_frozen_and_keyword_only() -> None:
     with pytest.raises(TypeError):
         RunSpec("id")  # type: ignore[misc]
@@ -55,6 +62,7 @@ def test_normalized_once() -> None:
     ({"active_deadline_seconds": 0}, "active_deadline_seconds=0: must be an integer >= 1"),
     ({"scheduler_port": 70000}, "scheduler_port=70000: must be an integer from 1 to 65535"),
     ({"image_pull_policy": "Sometimes"}, "is not a pull policy"),
+    ({"dashboard": "yes"}, "dashboard='yes'"),
     ({"parameters": {"x": object()}}, "not JSON-serialisable"),
     ({"parameters": [1]}, "must be a JSON object"),
     ({"worker_resources": {"cpu": "1"}}, "must look like"),

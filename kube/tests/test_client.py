@@ -174,3 +174,22 @@ def test_not_found_is_usage_exit_code():
     with pytest.raises(NotFound) as info:
         k.pod_log("ns", "p")
     assert info.value.exit_code == 2
+
+
+def test_each_port_forward_stream_has_its_own_api_client(monkeypatch) -> None:
+    """kubernetes.stream patches the ApiClient it connects with: never the shared one (other threads use it)."""
+    from kubernetes import client, stream
+
+    shared = client.ApiClient(client.Configuration(host="https://127.0.0.1:1"))
+    kube = Kube(shared, host="https://127.0.0.1:1")
+    used = []
+
+    def fake_portforward(api_method, pod, namespace, **kwargs):
+        used.append(api_method.__self__.api_client)
+        return object()
+
+    monkeypatch.setattr(stream, "portforward", fake_portforward)
+    kube.open_port_forward("ns", "pod", 8787)
+    kube.open_port_forward("ns", "pod", 8787)
+    assert len(used) == 2 and shared not in used and used[0] is not used[1]
+    assert all(c.configuration is shared.configuration for c in used)

@@ -1,7 +1,7 @@
 """`build(env, flow)`: turn a flow and its environment into an image the launcher and runner can use.
 
 1. Plan (no docker): dump the flow bundle, resolve the image name, the runtime pins (the client's exact
-   dask/distributed/cloudpickle/kubernetes/tenacity versions), the dok package sources, the user's files; render the
+   dask/distributed/cloudpickle/kubernetes/tenacity/bokeh versions), the dok package sources, the user's files; render the
    Dockerfile; assemble the context in memory.
 2. Connect to dockerd; make sure the base image exists; default tag = content hash of the context, the
    base image ID and the environment spec.
@@ -37,7 +37,8 @@ from dok.builder.naming import (
 )
 from dok.builder.progress import BuildEvent, ProgressCallback, print_progress
 
-RUNTIME_PACKAGES = ("dask", "distributed", "cloudpickle", "kubernetes", "tenacity")  # tenacity: dok.kube retries
+# tenacity: dok.kube retries; bokeh: the scheduler's dashboard (only the job pod imports it, workers run --no-dashboard)
+RUNTIME_PACKAGES = ("dask", "distributed", "cloudpickle", "kubernetes", "tenacity", "bokeh")
 DOK_PACKAGES = ("core", "kube", "runner")  # the runner reaches the cluster through dok.kube
 _HEALTHCHECK_SOURCE = Path(__file__).with_name("image_healthcheck.py")
 

@@ -134,6 +134,7 @@ class RunSpec:
     # adapt_interval), and the DAG lookahead (keep workers through short gaps, start pods ahead of fan-outs)
     scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
     scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
+    dashboard: str = setting("on", kind="str", choices=("on", "off"))  # the scheduler's Dask dashboard (DASHBOARD_PORT)
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,

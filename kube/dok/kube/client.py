@@ -278,8 +278,17 @@ class Kube:
         from kubernetes.stream import portforward
 
         action = f"port-forward to pod {namespace}/{pod}:{port}"
+        # kubernetes.stream swaps the ApiClient's `request` for a websocket one while it connects: on the shared
+        # client, a call made meanwhile by another thread (a poll, another stream) would go out as a websocket
+        # request and fail ("Missing required parameter `ports`"), or restore the wrong method. Each stream
+        # gets an ApiClient of its own (same configuration) so nothing else is touched.
+        core = self.core
+        if self.api_client is not None:
+            from kubernetes import client
+
+            core = client.CoreV1Api(client.ApiClient(self.api_client.configuration))
         try:
-            return portforward(self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+            return portforward(core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
         except Exception as exc:  # noqa: BLE001 - translated
             raise translate(exc, action=action, host=self.host, hints=self.hints) from exc
 

@@ -2,7 +2,7 @@
 
     dok run FILE[:ATTR] [--param k=v ...] [--local] [--detach] [options]
     dok build FILE[:ATTR] [--push] [--registry URL]       last stdout line: the image reference
-    dok status ID | dok logs ID [--follow] [--workers] | dok cancel ID
+    dok status ID | dok logs ID [--follow] [--workers] | dok cancel ID | dok dashboard ID [--port N]
     dok cleanup ID | --all | dok list | dok setup
 
 Exit codes: 0 the flow succeeded (or the command did its job), 1 the flow failed, 2 usage or
@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, DokError
 
+from . import dashboard as dashboard_options
 from . import image_inputs, podflags
 
 PROG = "dok"
@@ -112,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="do not delete the Job and pods after the run")
     run.add_argument("-q", "--quiet", action="store_true", help="no log streaming, just the final State")
     podflags.add_arguments(run)
+    dash = run.add_mutually_exclusive_group()
+    dash.add_argument("--dashboard", action="store_true",
+                      help="forward the Dask dashboard to a local port and print its link while the run goes")
+    dash.add_argument("--no-dashboard", action="store_true", help="run the scheduler without its dashboard")
     _build_options(run)
     _common(run)
 
@@ -136,6 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     _common(cleanup)
     lst = sub.add_parser("list", help="list dok runs in the namespace")
     _common(lst)
+    dashboard = sub.add_parser("dashboard", help="forward a running run's Dask dashboard to a local port",
+                               description="Print the URL of the run's dashboard (first line), then forward "
+                                           "until Ctrl-C or the end of the run.")
+    dashboard_options.add_arguments(dashboard)
+    _common(dashboard)
     setup = sub.add_parser("setup", help="create/verify the runner's ServiceAccount, Role and RoleBinding")
     _common(setup)
     return parser

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 def dispatch(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     fn = {"run": cmd_run, "build": cmd_build, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
-          "cleanup": cmd_cleanup, "list": cmd_list, "setup": cmd_setup}[args.command]
+          "cleanup": cmd_cleanup, "list": cmd_list, "setup": cmd_setup, "dashboard": cmd_dashboard}[args.command]
     return fn(args, out=out, err=err)
 
 
@@ -212,6 +212,9 @@ def pod_settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from .dashboard import check_run_options, dashboard_during_run
+
+    check_run_options(dashboard=args.dashboard, detach=args.detach, local=args.local)
     if args.local:
         return run_local_command(args, out=out, err=err)
     from .launch import execute
@@ -241,14 +244,16 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
                      image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
-                     create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods)
+                     create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods,
+                     **({"dashboard": "off"} if args.no_dashboard else {}))
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")
     if args.detach:
         print(handle.identifier, file=out, flush=True)
         return EXIT_SUCCESS
-    return wait_attached(handle, args, out=out, err=err)
+    with dashboard_during_run(handle, enabled=args.dashboard, say=lambda text: _say(err, text)):
+        return wait_attached(handle, args, out=out, err=err)
 
 
 def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
@@ -309,6 +314,15 @@ def _attach(args: argparse.Namespace, *, out: TextIO) -> RunHandle:
     validate_identifier(args.identifier)  # before connecting: a bad identifier is a usage error
     kube = connect(args)
     return RunHandle.attach(args.identifier, kube=kube, namespace=namespace_of(args, kube), out=out)
+
+
+def cmd_dashboard(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    from .dashboard import cmd_dashboard as forward_dashboard
+    from .manifests import validate_identifier
+
+    validate_identifier(args.identifier)  # before connecting: a bad identifier is a usage error
+    kube = connect(args)
+    return forward_dashboard(args, out=out, err=err, kube=kube, namespace=namespace_of(args, kube))
 
 
 def cmd_status(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:

@@ -41,6 +41,14 @@ class RunNotFound(ConfigError):
     """No run (Job) with this identifier in the namespace."""
 
 
+class RunFinished(ConfigError):
+    """The run has ended: what needs it running (its dashboard) is gone with it."""
+
+
+class RunNotRunning(ConfigError):
+    """The run exists but its job pod does not run yet."""
+
+
 class InfrastructureError(LauncherError):
     """The platform failed, not the flow: cluster unreachable, image pull failure, job pod deleted, …"""
 

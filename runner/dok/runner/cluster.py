@@ -24,7 +24,7 @@ from distributed import Scheduler
 from distributed.core import Status
 from distributed.deploy.spec import ProcessInterface, SpecCluster
 
-from dok.core.names import SCHEDULER_PORT
+from dok.core.names import DASHBOARD_PORT, SCHEDULER_PORT
 from dok.kube import RetryPolicy
 from dok.kube import retry as kube_retry
 from dok.runner.health import Fatal, HealthPolicy, Replace
@@ -81,13 +81,32 @@ class BackendWorker(ProcessInterface):
             await super().close()
 
 
+def dashboard_address(*, enabled: bool, host: str = "0.0.0.0", port: int = DASHBOARD_PORT) -> str | None:
+    """Where the scheduler serves Dask's dashboard: `host:port` (the job container's "dashboard" port, reached
+    from outside through `dok dashboard ID`), None when the run turned it off (`RunSpec.dashboard="off"`)."""
+    if not enabled:
+        return None
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def scheduler_options(*, host: str, port: int, contact_address: str, dashboard: str | None) -> dict[str, Any]:
+    """The in-process Scheduler's options. `dashboard`: its address (bokeh must be importable, the image has
+    it), or None: no dashboard routes (the scheduler's HTTP server still answers /health on a free port)."""
+    options: dict[str, Any] = {"host": host, "port": port, "contact_address": contact_address, "validate": False}
+    if dashboard is None:
+        options.update(dashboard=False, dashboard_address=":0")
+    else:
+        options.update(dashboard=True, dashboard_address=dashboard)
+    return options
+
+
 class DokCluster(SpecCluster):
     """SpecCluster + Adaptive over a WorkerBackend, with a scheduler listening on `host:port` that advertises
-    `contact_address` to workers (the job pod's IP)."""
+    `contact_address` to workers (the job pod's IP) and serves the dashboard at `dashboard` (None: none)."""
 
     def __init__(self, *, backend: WorkerBackend, monitor: RunMonitor, policy: HealthPolicy,
                  contact_address: str, host: str = "0.0.0.0", port: int = SCHEDULER_PORT, watch_interval: float = 1.0,
-                 worker_nthreads: int = 1, asynchronous: bool = False) -> None:
+                 worker_nthreads: int = 1, dashboard: str | None = None, asynchronous: bool = False) -> None:
         self.backend = backend
         self.worker_nthreads = worker_nthreads
         self.monitor = monitor
@@ -95,13 +114,21 @@ class DokCluster(SpecCluster):
         self.watch_interval = watch_interval
         self._supervisor: asyncio.Task | None = None
         self._stopping = False
-        scheduler = {"cls": Scheduler, "options": {
-            "host": host, "port": port, "dashboard": False, "dashboard_address": ":0",
-            "contact_address": contact_address, "validate": False}}
+        scheduler = {"cls": Scheduler, "options": scheduler_options(host=host, port=port, dashboard=dashboard,
+                                                                    contact_address=contact_address)}
         worker = {"cls": BackendWorker, "options": {"backend": backend, "monitor": monitor,
                                                     "planned": lambda: len(self.worker_spec)}}
         super().__init__(scheduler=scheduler, worker=worker, asynchronous=asynchronous, name="dok",
                          shutdown_on_close=True)
+
+    @property
+    def dashboard_port(self) -> int | None:
+        """The port the scheduler's dashboard listens on, None without one (turned off, or not started)."""
+        scheduler = self.scheduler if isinstance(self.scheduler, Scheduler) else None
+        options = self.scheduler_spec.get("options") or {}
+        if scheduler is None or not options.get("dashboard") or scheduler.http_server is None:
+            return None
+        return int(scheduler.http_server.port)
 
     def adapt(self, Adaptive: Any = None, **kwargs: Any) -> Any:  # noqa: N803 - distributed's name
         """`SpecCluster.adapt` with `DokAdaptive` (dok.core.adaptive; its decisions and reasons go to the scaling log) unless another class is given."""

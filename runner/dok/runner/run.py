@@ -166,7 +166,7 @@ class _Session:
 
     def _cluster(self, backend: Any) -> Any:
         from dok.core.scaling import settings_for
-        from dok.runner.cluster import DokCluster
+        from dok.runner.cluster import DokCluster, dashboard_address
         from dok.runner.health import HealthPolicy
 
         c, s = self.config, self.config.spec
@@ -174,7 +174,8 @@ class _Session:
                               scheduler_address=c.scheduler_address)
         cluster = DokCluster(backend=backend, monitor=self.monitor, policy=policy,
                              contact_address=c.scheduler_address, host=c.scheduler_host, port=s.scheduler_port,
-                             watch_interval=s.watch_interval, worker_nthreads=c.nthreads)
+                             watch_interval=s.watch_interval, worker_nthreads=c.nthreads,
+                             dashboard=dashboard_address(enabled=s.dashboard == "on", host=c.scheduler_host))
         # The flow is about to submit work: ask for the first worker now rather than on Adaptive's first tick
         # (Adaptive takes over at once and retires it after `wait_count` idle checks if it is not needed).
         cluster.scale(max(1, s.min_workers))
@@ -183,6 +184,8 @@ class _Session:
                       settings=settings_for(s))
         self.monitor.say(f"scheduler listening on {c.scheduler_host}:{s.scheduler_port}; adaptive scaling "
                          f"between {s.min_workers} and {s.max_workers} {backend.description} worker(s)")
+        if cluster.dashboard_port is not None:
+            self.monitor.say(f"dashboard on port {cluster.dashboard_port}: `dok dashboard {s.identifier}`")
         return cluster
 
     def _client(self, cluster: Any) -> Any:
