@@ -125,7 +125,7 @@ def test_run_settings() -> None:
     env = spec.to_env()
     assert env["DOK_RESULT_LOCATION"] == "s3://bucket/runs" and env["DOK_RESULT_PICKUP_TIMEOUT"] == "5"
     assert RunSpec.from_env(env).result_location == "s3://bucket/runs"
-    assert "DOK_RESULT_LOCATION" not in RunSpec().to_env() and RunSpec().result_pickup_timeout == 60.0
+    assert "DOK_RESULT_LOCATION" not in RunSpec().to_env() and RunSpec().result_pickup_timeout is None
     with pytest.raises(RunSettingError, match="result_location.*not a URL"):
         RunSpec(result_location="bucket")
     with pytest.raises(RunSettingError, match="DOK_RESULT_LOCATION"):

@@ -36,6 +36,8 @@ from .states import State
 __all__ = [
     "PAYLOAD_MAGIC",
     "PAYLOAD_NAME",
+    "RESULT_PATH",
+    "RESULT_PORT",
     "STATE_NAME",
     "ResultLocationError",
     "ResultPayload",
@@ -50,6 +52,8 @@ __all__ = [
     "state_document",
 ]
 
+RESULT_PORT = 8788   # the runner's pick-up server, on the job pod's loopback (reached by port-forward only)
+RESULT_PATH = "/result"
 PAYLOAD_MAGIC = b"DOK-RESULT/1\n"  # first bytes of every payload: a wrong file is named, not unpickled
 PAYLOAD_NAME = "result.pkl"
 STATE_NAME = "state.json"

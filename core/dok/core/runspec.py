@@ -57,8 +57,8 @@ __all__ = [
 ENV_PREFIX = RESERVED_ENV_PREFIX
 DEFAULT_WORKER_START_TIMEOUT = 120.0
 DEFAULT_WORKER_DEATH_TIMEOUT = 60.0
-# Without a result location, the finished runner keeps serving the results this long for `dok run` /
-# `RunHandle.wait()` to fetch over a port-forward, then exits (a detached run's results are then gone).
+# Without a result location, the finished runner of an attached run keeps serving the results this long for
+# `dok run` / `RunHandle.wait()` to fetch over a port-forward, then exits.
 DEFAULT_RESULT_PICKUP_TIMEOUT = 60.0
 # A finished Job (and its pod) is deleted this long after it ends, even when no `dok` is around to clean up
 # (e.g. `dok run` was killed, or --detach): the TTL controller's job (Kubernetes >= 1.21, or the gate).
@@ -140,9 +140,10 @@ class RunSpec:
     scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
     scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
     # -- results (dok.core.results): an fsspec URL the runner writes <identifier>/result.pkl + state.json to;
-    # without one, how long the finished runner waits for an attached client to pick the results up (s)
+    # without one, how long the finished runner waits for an attached client to pick the results up (s; unset:
+    # no pick-up, the launcher sets it for attached runs: dok.launcher.results.pickup_timeout)
     result_location: str | None = setting(None, kind="str", optional=True)
-    result_pickup_timeout: float = setting(DEFAULT_RESULT_PICKUP_TIMEOUT, kind="float", minimum=0)
+    result_pickup_timeout: float | None = setting(None, kind="float", minimum=0, optional=True)
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,
