@@ -256,6 +256,18 @@ class Kube:
                             field_selector=f"involvedObject.kind={kind},involvedObject.name={name}", quick=quick)
         return list(body.get("items") or [])
 
+    # -- port-forward -------------------------------------------------------------------------------------
+    def open_port_forward(self, namespace: str, pod: str, port: int) -> Any:
+        """One port-forward stream to `port` of `pod` through the API server: an object with `socket(port)`
+        (a socket relayed to the pod's port) and `error(port)`; see `dok.kube.portforward.PortForward`."""
+        from kubernetes.stream import portforward
+
+        action = f"port-forward to pod {namespace}/{pod}:{port}"
+        try:
+            return portforward(self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, action=action, host=self.host, hints=self.hints) from exc
+
     # -- logs -------------------------------------------------------------------------------------------
     def pod_log(self, namespace: str, name: str, *, container: str | None = None, tail_lines: int | None = None,
                 quick: bool = False) -> str:
