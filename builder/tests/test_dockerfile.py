@@ -153,3 +153,26 @@ def test_runs_as_non_root_with_home_tmp_and_venv_first_on_path():
     assert "USER 1000:1000" in text and "ENV HOME=/tmp" in text
     assert "PATH=/opt/dok/venv/bin:$PATH" in text
     assert 'CMD ["python", "-m", "dok.runner", "/opt/dok/flow.dokflow"]' in text
+
+
+def test_result_store_backend_only_when_the_location_needs_it():
+    from dok.builder.build import BuildConfig, plan_build, result_store_packages
+    from dok.core import DaskOnKubernetesEnvironment, Flow, task
+
+    assert result_store_packages(None) == () and result_store_packages("file:///mnt/r") == ()
+    assert result_store_packages("s3://bucket/runs") == ("fsspec", "s3fs")
+
+    @task
+    def one():
+        return 1
+
+    with Flow("store") as flow:
+        one()
+    config = BuildConfig(default_base_image="dok-base:bookworm-py3.11")
+    with_s3 = plan_build(DaskOnKubernetesEnvironment(result_location="s3://bucket/runs"), flow, config).dockerfile
+    plain = plan_build(DaskOnKubernetesEnvironment(), flow, config).dockerfile
+    from importlib import metadata
+
+    pin = f"s3fs=={metadata.version('s3fs')}"
+    assert pin in with_s3 and f"--require {pin}" in with_s3 and f"fsspec=={metadata.version('fsspec')}" in with_s3
+    assert "s3fs" not in plain
