@@ -73,8 +73,9 @@ class SeaweedS3:
         self.s3_port = ports["s3.port"]
         (self.data_dir / "data").mkdir(exist_ok=True)
         argv = [weed_binary(), "server", "-s3", f"-ip={self.host}", f"-ip.bind={self.host}",
-                f"-dir={self.data_dir / 'data'}", f"-s3.config={config}", "-volume.max=4",
-                "-master.volumeSizeLimitMB=64", *[f"-{k}={v}" for k, v in ports.items()]]
+                # room for the volumes a collection (bucket) grows at once (7 for replication 000), small each
+                f"-dir={self.data_dir / 'data'}", f"-s3.config={config}", "-volume.max=40",
+                "-master.volumeSizeLimitMB=32", *[f"-{k}={v}" for k, v in ports.items()]]
         self.log_path = self.data_dir / "weed.log"
         log = open(self.log_path, "wb")  # noqa: SIM115 - kept open by the child
         self.process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.data_dir,
@@ -84,7 +85,7 @@ class SeaweedS3:
             if self.process.poll() is not None:
                 raise RuntimeError(f"weed exited with {self.process.returncode}: {self.log_tail()}")
             try:
-                self.make_bucket("dok-probe")
+                self.filesystem().ls("")  # lists the buckets: the gateway is up and takes our keys
                 return self
             except Exception:  # noqa: BLE001 - not up yet
                 time.sleep(1.0)

@@ -260,11 +260,16 @@ class Kube:
     def open_port_forward(self, namespace: str, pod: str, port: int) -> Any:
         """One port-forward stream to `port` of `pod` through the API server: an object with `socket(port)`
         (a socket relayed to the pod's port) and `error(port)`; see `dok.kube.portforward.PortForward`."""
+        from kubernetes import client
         from kubernetes.stream import portforward
 
         action = f"port-forward to pod {namespace}/{pod}:{port}"
+        # kubernetes.stream swaps `api_client.request` for a websocket call while it opens the stream: on the
+        # shared client, a call made meanwhile by another thread (the run's watch loop) would go out as a
+        # port-forward ("Missing required parameter `ports`"). Each stream gets its own ApiClient.
+        core = client.CoreV1Api(client.ApiClient(self.core.api_client.configuration))
         try:
-            return portforward(self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+            return portforward(core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
         except Exception as exc:  # noqa: BLE001 - translated
             raise translate(exc, action=action, host=self.host, hints=self.hints) from exc
 
