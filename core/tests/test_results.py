@@ -132,6 +132,9 @@ def test_run_settings() -> None:
         RunSpec.from_env({"DOK_RESULT_LOCATION": "nope"})
     with pytest.raises(RunSettingError, match="result_pickup_timeout"):
         RunSpec(result_pickup_timeout=-1)
+    assert RunSpec().result_fetch == "reference" and RunSpec(result_fetch="all").to_env()["DOK_RESULT_FETCH"] == "all"
+    with pytest.raises(RunSettingError, match="result_fetch='some': must be one of reference, all"):
+        RunSpec(result_fetch="some")
 
 
 def test_environment_carries_the_location() -> None:

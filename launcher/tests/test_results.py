@@ -159,3 +159,54 @@ def test_dok_result_command_reads_the_store(tmp_path) -> None:
     assert "ValueError: no" in out.getvalue()
     assert main(["result", ID, "--results", "bucket/x"], out=io.StringIO(), err=(e := io.StringIO())) == 2
     assert "not a URL" in e.getvalue()
+
+
+class _Jobs:
+    def __init__(self, jobs) -> None:
+        self.jobs = jobs
+
+    def list_jobs(self, namespace, selector):
+        return list(self.jobs)
+
+
+def test_run_handle_result_reads_the_location_its_job_carries() -> None:
+    from dok.launcher.handle import RunHandle
+
+    location = f"memory://dok-handle-{uuid.uuid4().hex}"
+    spec = RunSpec(identifier=ID, image="localhost:5000/f:1", namespace="ns", result_location=location)
+    handle = RunHandle(kube=_Jobs([job_manifest(spec)]), identifier=ID, namespace="ns")
+    with pytest.raises(ResultsNotFound, match="no results of run"):
+        handle.result()
+    with fsspec.open(result_urls(location, ID).payload, "wb") as f:
+        f.write(encode_payload(STATE, identifier=ID))
+    assert handle.result().result["d"] == {"a": 1}
+    bare = RunHandle(kube=_Jobs([]), identifier=ID, namespace="ns")
+    with pytest.raises(ResultsNotFound, match="has no result location"):
+        bare.result()
+    assert bare.result(location=location).task_states["boom"].message == "ValueError: no"
+
+
+class _Pickup:
+    def __init__(self, payload, error=None) -> None:
+        self.payload, self.error, self.stopped = payload, error, False
+
+    def result(self, timeout):
+        return self.payload
+
+    def stop(self):
+        self.stopped = True
+
+
+def test_wait_prefers_the_picked_up_state_and_says_when_it_has_only_the_summary() -> None:
+    from dok.core.results import decode_payload
+    from dok.launcher.handle import RunHandle
+
+    summary_state = Failed(message="summary only")
+    handle = RunHandle(kube=_Jobs([]), identifier=ID, namespace="ns")
+    lines: list[str] = []
+    full = _Pickup(decode_payload(encode_payload(STATE, identifier=ID)))
+    assert handle._full_state(summary_state, full, lines.append).result["d"] == {"a": 1}
+    assert handle.full_results and full.stopped and not lines
+    other = RunHandle(kube=_Jobs([]), identifier=ID, namespace="ns")
+    assert other._full_state(summary_state, _Pickup(None, "PodNotRunning: gone"), lines.append) is summary_state
+    assert not other.full_results and "PodNotRunning: gone" in lines[0] and "summary" in lines[0]

@@ -144,6 +144,8 @@ class RunSpec:
     # no pick-up, the launcher sets it for attached runs: dok.launcher.results.pickup_timeout)
     result_location: str | None = setting(None, kind="str", optional=True)
     result_pickup_timeout: float | None = setting(None, kind="float", minimum=0, optional=True)
+    # which results the flow's State carries: the reference (terminal) tasks' ("reference"), or every task's ("all")
+    result_fetch: str = setting("reference", kind="str", choices=("reference", "all"))
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,
@@ -269,7 +271,8 @@ def _check(name: str, rule: _Rule, value: Any) -> Any:
         if not isinstance(value, str) or not value.strip():
             raise RunSettingError(name, value, "must be a non-empty string")
         if rule.choices and value not in rule.choices:
-            raise RunSettingError(name, value, f"is not a pull policy: must be one of {', '.join(rule.choices)}")
+            what = "is not a pull policy: " if name == "image_pull_policy" else ""
+            raise RunSettingError(name, value, f"{what}must be one of {', '.join(rule.choices)}")
     return special(name, value) if special else value
 
 

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", action="store_true", help="do not delete the Job and pods after the run")
     run.add_argument("-q", "--quiet", action="store_true", help="no log streaming, just the final State")
     _result_options(run)
+    run.add_argument("--all-results", action="store_true",
+                     help="return every task's result in its State, not only the reference (final) tasks'")
     run.add_argument("--result-pickup-timeout", type=_seconds, metavar="SECONDS",
                      help="without --results: how long the finished runner waits for this command to fetch the "
                           "full results over a port-forward (default 120)")

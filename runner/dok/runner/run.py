@@ -177,7 +177,8 @@ class _Session:
         from dok.core import DaskExecutor
 
         try:
-            self.flow_state = self.flow.run(self.parameters, executor=DaskExecutor(client),
+            executor = DaskExecutor(client, fetch=self.config.spec.result_fetch)  # type: ignore[arg-type]
+            self.flow_state = self.flow.run(self.parameters, executor=executor,
                                             on_task_state=self._on_task_state)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.flow_error = exc
