@@ -201,14 +201,15 @@ class Kube:
     def _api(self, verb: str, kind: str) -> Callable[..., Any]:
         apis = {"Job": (self.batch, "job"), "Pod": (self.core, "pod"),
                 "ServiceAccount": (self.core, "service_account"), "Role": (self.rbac, "role"),
-                "RoleBinding": (self.rbac, "role_binding"), "Event": (self.core, "event")}
+                "RoleBinding": (self.rbac, "role_binding"), "Event": (self.core, "event"),
+                "Secret": (self.core, "secret")}
         if kind not in apis:
             raise ValueError(f"dok.kube does not handle kind {kind!r}")
         api, noun = apis[kind]
         return getattr(api, f"{verb}_namespaced_{noun}")
 
     def create(self, manifest: Mapping[str, Any]) -> Obj:
-        """Create a Job, Pod, ServiceAccount, Role or RoleBinding from its manifest. A retried create whose
+        """Create a Job, Pod, ServiceAccount, Role, RoleBinding or Secret from its manifest. A retried create whose
         first attempt landed ends in Conflict: callers that know the object is theirs treat that as success."""
         kind, ns, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         return self.request(f"create {kind} {ns}/{name}", self._api("create", kind), ns, dict(manifest))

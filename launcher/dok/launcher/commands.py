@@ -231,7 +231,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     # The worker bounds and the namespace are in `env` already (make_env); the rest are run settings.
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
                      image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
-                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out,
+                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
+                     create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out,
                      pickup=not args.detach, result_pickup_timeout=args.result_pickup_timeout,
                      result_fetch="all" if args.all_results else None)
     for warning in handle.warnings:
