@@ -164,3 +164,24 @@ def test_the_image_pins_bokeh_for_the_schedulers_dashboard():
     assert pins["bokeh"] == metadata.version("bokeh")  # the client's exact version (requirements.lock)
     assert {"dask", "distributed", "cloudpickle"} <= set(pins)
     assert f"bokeh=={pins['bokeh']}" in render(runtime_pins=pins)
+def test_result_store_backend_only_when_the_location_needs_it():
+    from dok.builder.build import BuildConfig, plan_build, result_store_packages
+    from dok.core import DaskOnKubernetesEnvironment, Flow, task
+
+    assert result_store_packages(None) == () and result_store_packages("file:///mnt/r") == ()
+    assert result_store_packages("s3://bucket/runs") == ("fsspec", "s3fs")
+
+    @task
+    def one():
+        return 1
+
+    with Flow("store") as flow:
+        one()
+    config = BuildConfig(default_base_image="dok-base:bookworm-py3.11")
+    with_s3 = plan_build(DaskOnKubernetesEnvironment(result_location="s3://bucket/runs"), flow, config).dockerfile
+    plain = plan_build(DaskOnKubernetesEnvironment(), flow, config).dockerfile
+    from importlib import metadata
+
+    pin = f"s3fs=={metadata.version('s3fs')}"
+    assert pin in with_s3 and f"--require {pin}" in with_s3 and f"fsspec=={metadata.version('fsspec')}" in with_s3
+    assert "s3fs" not in plain

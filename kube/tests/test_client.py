@@ -193,3 +193,28 @@ def test_each_port_forward_stream_has_its_own_api_client(monkeypatch) -> None:
     kube.open_port_forward("ns", "pod", 8787)
     assert len(used) == 2 and shared not in used and used[0] is not used[1]
     assert all(c.configuration is shared.configuration for c in used)
+def test_port_forward_stream_never_borrows_the_shared_api_client(tmp_path, monkeypatch):
+    """kubernetes.stream patches `api_client.request` while it opens a stream: the shared client must stay
+    untouched so that calls from other threads (the run's watch) keep working meanwhile."""
+    import kubernetes.stream
+
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: abc}}]
+contexts: [{name: x, context: {cluster: c, user: u, namespace: team-a}}]
+current-context: x
+""")
+    k = Kube.from_kubeconfig(cfg)
+    seen = []
+
+    def fake_portforward(method, pod, namespace, **kwargs):
+        seen.append((method.__self__.api_client, pod, namespace, kwargs))
+        return "stream"
+
+    monkeypatch.setattr(kubernetes.stream, "portforward", fake_portforward)
+    assert k.open_port_forward("team-a", "p", 8788) == "stream"
+    client, pod, namespace, kwargs = seen[0]
+    assert client is not k.core.api_client and client.configuration is k.core.api_client.configuration
+    assert (pod, namespace, kwargs) == ("p", "team-a", {"ports": "8788"})

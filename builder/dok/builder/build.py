@@ -54,6 +54,16 @@ def runtime_pins(packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str 
     return pins
 
 
+def result_store_packages(location: str | None) -> tuple[str, ...]:
+    """What the image needs to write results to `location` (dok.core.results.backend_packages), with fsspec
+    pinned next to it: () for none or a local file URL; ("fsspec", "s3fs") for s3://. Pinned like the runtime
+    packages (the client's versions, i.e. requirements.lock), so the image never carries s3fs unless needed."""
+    from dok.core.results import backend_packages
+
+    backends = backend_packages(location)
+    return ("fsspec", *backends) if backends else ()
+
+
 def client_python() -> str:
     return "%d.%d" % sys.version_info[:2]
 
@@ -121,7 +131,7 @@ def plan_build(env: Any, flow: Any, config: BuildConfig) -> BuildPlan:
     dockerfile = df.render_dockerfile(
         base_image=base_image,
         python_version=client_python(),
-        runtime_pins=runtime_pins(),
+        runtime_pins=runtime_pins(RUNTIME_PACKAGES + result_store_packages(getattr(env, "result_location", None))),
         python_dependencies=dependencies,
         ca_bundle=bool(config.ca_bundle),
         pip_index_url=config.pip_index_url,

@@ -10,8 +10,10 @@
 The constructor takes the seed API's arguments in the seed's order (base_image, registry_url,
 python_dependencies, image_name, image_tag, env_vars, files, max_workers; positional or keyword), then,
 keyword-only, min_workers, namespace (None: the kubeconfig context's namespace, resolved by the launcher
-when it connects) and secret_env (NAME -> 'SECRET:KEY': environment variables the job and worker pods take
-from Kubernetes Secrets at run time, so the values never enter the image). Every value is checked when the
+when it connects), secret_env (NAME -> 'SECRET:KEY': environment variables the job and worker pods take
+from Kubernetes Secrets at run time, so the values never enter the image) and result_location (an fsspec URL
+the runner writes the run's results to, read back by `dok result ID` / `RunHandle.result()`; the image
+gets the URL scheme's fsspec backend, e.g. s3fs for s3://). Every value is checked when the
 object is made; a bad one raises `EnvironmentConfigError` naming the argument and what is allowed. The run
 settings it carries (workers, namespace, secret_env) obey the same rules as `RunSpec` (`check_setting`),
 and `run_spec(...)` turns the environment into the `RunSpec` of one run. Keyword-only pod settings
@@ -101,6 +103,7 @@ class DaskOnKubernetesEnvironment:
     min_workers: int = 0
     namespace: str | None = None
     secret_env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    result_location: str | None = None
     flow_name: str | None = None
     bundle_sha256: str | None = None
     # pod customisation (run settings, RunSpec's rules; None = RunSpec's default; README "Running on a real
@@ -148,7 +151,7 @@ class DaskOnKubernetesEnvironment:
         if self.secret_env is None:
             set_(self, "secret_env", {})
         try:  # the run settings it carries: RunSpec's rules
-            for name in ("max_workers", "min_workers", "namespace", "secret_env"):
+            for name in ("max_workers", "min_workers", "namespace", "secret_env", "result_location"):
                 set_(self, name, check_setting(name, getattr(self, name)))
             check_worker_range(self.min_workers, self.max_workers)
         except RunSettingError as exc:
@@ -239,7 +242,8 @@ class DaskOnKubernetesEnvironment:
         environment's (the same NAME: the argument wins)."""
         given = {k: v for k, v in settings.items() if v is not None}
         values: dict[str, Any] = {"flow_name": self.flow_name, "image": self.image, "namespace": self.namespace,
-                                  "min_workers": self.min_workers, "max_workers": self.max_workers}
+                                  "min_workers": self.min_workers, "max_workers": self.max_workers,
+                                  "result_location": self.result_location}
         values.update({setting: getattr(self, name) for name, setting in POD_SETTINGS.items()})
         values = {k: v for k, v in values.items() if v is not None}
         values.update(given)
@@ -269,6 +273,7 @@ class DaskOnKubernetesEnvironment:
             "max_workers": self.max_workers,
             "min_workers": self.min_workers,
             "namespace": self.namespace,
+            "result_location": self.result_location,
             "flow_name": self.flow_name,
             "bundle_sha256": self.bundle_sha256,
             **{name: _jsonable(getattr(self, name)) for name in POD_SETTINGS},

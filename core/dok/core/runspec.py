@@ -35,10 +35,12 @@ from .labels import new_identifier
 from .names import (IMAGE_REFERENCE_HINT, RESERVED_ENV_PREFIX, SCHEDULER_PORT,
                     InvalidName, is_dns_label, is_dns_subdomain, is_env_name, is_image_reference, is_label_value,
                     split_secret_ref)
+from .results import ResultLocationError, check_result_location
 from .resources import DEFAULT_JOB_RESOURCES, DEFAULT_WORKER_RESOURCES, is_quantity, requests_above_limits
 
 __all__ = [
     "DEFAULT_JOB_RESOURCES",
+    "DEFAULT_RESULT_PICKUP_TIMEOUT",
     "DEFAULT_TTL_SECONDS_AFTER_FINISHED",
     "DEFAULT_WORKER_RESOURCES",
     "DEFAULT_WORKER_START_TIMEOUT",
@@ -55,6 +57,9 @@ __all__ = [
 ENV_PREFIX = RESERVED_ENV_PREFIX
 DEFAULT_WORKER_START_TIMEOUT = 120.0
 DEFAULT_WORKER_DEATH_TIMEOUT = 60.0
+# Without a result location, the finished runner of an attached run keeps serving the results this long for
+# `dok run` / `RunHandle.wait()` to fetch over a port-forward, then exits.
+DEFAULT_RESULT_PICKUP_TIMEOUT = 60.0
 # A finished Job (and its pod) is deleted this long after it ends, even when no `dok` is around to clean up
 # (e.g. `dok run` was killed, or --detach): the TTL controller's job (Kubernetes >= 1.21, or the gate).
 DEFAULT_TTL_SECONDS_AFTER_FINISHED = 3600
@@ -135,6 +140,13 @@ class RunSpec:
     scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
     scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
     dashboard: str = setting("on", kind="str", choices=("on", "off"))  # the scheduler's Dask dashboard (DASHBOARD_PORT)
+    # -- results (dok.core.results): an fsspec URL the runner writes <identifier>/result.pkl + state.json to;
+    # without one, how long the finished runner waits for an attached client to pick the results up (s; unset:
+    # no pick-up, the launcher sets it for attached runs: dok.launcher.results.pickup_timeout)
+    result_location: str | None = setting(None, kind="str", optional=True)
+    result_pickup_timeout: float | None = setting(None, kind="float", minimum=0, optional=True)
+    # which results the flow's State carries: the reference (terminal) tasks' ("reference"), or every task's ("all")
+    result_fetch: str = setting("reference", kind="str", choices=("reference", "all"))
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,
@@ -272,7 +284,8 @@ def _check(name: str, rule: _Rule, value: Any) -> Any:
         if not isinstance(value, str) or not value.strip():
             raise RunSettingError(name, value, "must be a non-empty string")
         if rule.choices and value not in rule.choices:
-            raise RunSettingError(name, value, f"is not a pull policy: must be one of {', '.join(rule.choices)}")
+            what = "is not a pull policy: " if name == "image_pull_policy" else ""
+            raise RunSettingError(name, value, f"{what}must be one of {', '.join(rule.choices)}")
     return special(name, value) if special else value
 
 
@@ -334,6 +347,13 @@ def _resources(name: str, value: Any) -> dict[str, dict[str, str]]:
         raise RunSettingError(name, value, f"requests must not exceed limits ({'; '.join(too_big)})",
                               hint="Kubernetes refuses such a container; raise the limit or lower the request")
     return out
+
+
+def _result_location(name: str, value: str) -> str:
+    try:
+        return check_result_location(value)
+    except ResultLocationError as exc:
+        raise RunSettingError(name, value, f"is not a usable result location ({exc.message})", hint=exc.hint) from None
 
 
 def _copy(resources: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
@@ -451,6 +471,7 @@ _SPECIAL: dict[str, Any] = {
     "priority_class": _priority_class,
     "job_template": _template,
     "worker_template": _template,
+    "result_location": _result_location,
 }
 
 

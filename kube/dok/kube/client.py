@@ -275,6 +275,7 @@ class Kube:
     def open_port_forward(self, namespace: str, pod: str, port: int) -> Any:
         """One port-forward stream to `port` of `pod` through the API server: an object with `socket(port)`
         (a socket relayed to the pod's port) and `error(port)`; see `dok.kube.portforward.PortForward`."""
+        from kubernetes import client
         from kubernetes.stream import portforward
 
         action = f"port-forward to pod {namespace}/{pod}:{port}"

@@ -3,6 +3,7 @@
     dok run FILE[:ATTR] [--param k=v ...] [--local] [--detach] [options]
     dok build FILE[:ATTR] [--push] [--registry URL]       last stdout line: the image reference
     dok status ID | dok logs ID [--follow] [--workers] | dok cancel ID | dok dashboard ID [--port N]
+    dok result ID [--results URL] [--output FILE]        full results of a run from its result location
     dok cleanup ID | --all | dok list | dok setup
 
 Exit codes: 0 the flow succeeded (or the command did its job), 1 the flow failed, 2 usage or
@@ -66,6 +67,15 @@ def _common(parser: argparse.ArgumentParser, *, cluster: bool = True) -> None:
                             "~/.kube/config, else the local cluster's when it is up)")
 
 
+def _result_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", metavar="URL", help="result location: an fsspec URL (s3://bucket/prefix, "
+                        "gs://…, file:///mounted/dir) the runner writes the full results and State to; credentials "
+                        "via --secret-env (e.g. AWS_ACCESS_KEY_ID=SECRET:KEY), never in the image")
+    parser.add_argument("-o", "--output", metavar="FILE",
+                        help="write the flow's result (the dict of reference tasks' results) to FILE, pickled with "
+                             "cloudpickle")
+
+
 def _build_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", metavar="URL", help="registry to tag (and push) the image for")
     push = parser.add_mutually_exclusive_group()
@@ -117,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     dash.add_argument("--dashboard", action="store_true",
                       help="forward the Dask dashboard to a local port and print its link while the run goes")
     dash.add_argument("--no-dashboard", action="store_true", help="run the scheduler without its dashboard")
+    _result_options(run)
+    run.add_argument("--all-results", action="store_true",
+                     help="return every task's result in its State, not only the reference (final) tasks'")
+    run.add_argument("--result-pickup-timeout", type=_seconds, metavar="SECONDS",
+                     help="without --results: how long the finished runner waits for this command to fetch the "
+                          "full results over a port-forward (default 120)")
     _build_options(run)
     _common(run)
 
@@ -134,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the run ends")
     logs.add_argument("--workers", action="store_true", help="also print the worker pods' logs")
     _common(logs)
+    result = sub.add_parser("result", help="print a run's full results from its result location (--output: "
+                            "write the flow's result to a file)")
+    result.add_argument("identifier", metavar="ID")
+    _result_options(result)
+    _common(result)
     cleanup = sub.add_parser("cleanup", help="delete a run's Job and pods (or every dok run's with --all)")
     target = cleanup.add_mutually_exclusive_group(required=True)
     target.add_argument("identifier", metavar="ID", nargs="?")

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 def dispatch(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     fn = {"run": cmd_run, "build": cmd_build, "status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel,
-          "cleanup": cmd_cleanup, "list": cmd_list, "setup": cmd_setup, "dashboard": cmd_dashboard}[args.command]
+          "cleanup": cmd_cleanup, "list": cmd_list, "setup": cmd_setup, "dashboard": cmd_dashboard,
+          "result": cmd_result}[args.command]
     return fn(args, out=out, err=err)
 
 
@@ -76,6 +77,11 @@ def run_local_command(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> 
     state = run_local(loaded.flow, parameters=params, spec=spec, processes=args.processes, out=out,
                       debug=_debug(args))
     print(summary(state, flow_name=name, verbose=_debug(args)), file=out, flush=True)
+    if getattr(args, "output", None):
+        from .results import write_output
+
+        size = write_output(args.output, state)
+        _say(out, f"wrote the flow's result to {args.output} ({size} bytes)")
     return exit_code_for(state)
 
 
@@ -96,7 +102,8 @@ def make_env(loaded: LoadedFlow, args: argparse.Namespace) -> DaskOnKubernetesEn
     if mn is not None and mx is None and mn > env.max_workers:
         mx = mn
     changes: dict[str, Any] = {"base_image": base_image, "registry_url": getattr(args, "registry", None),
-                               "namespace": getattr(args, "namespace", None), "min_workers": mn, "max_workers": mx}
+                               "namespace": getattr(args, "namespace", None), "min_workers": mn, "max_workers": mx,
+                               "result_location": getattr(args, "results", None)}
     changes = {k: v for k, v in changes.items() if v is not None}
     try:
         return dataclasses.replace(env, **changes) if changes else env
@@ -245,7 +252,9 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                      image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
                      create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods,
-                     **({"dashboard": "off"} if args.no_dashboard else {}))
+                     **({"dashboard": "off"} if args.no_dashboard else {}),
+                     pickup=not args.detach, result_pickup_timeout=args.result_pickup_timeout,
+                     result_fetch="all" if args.all_results else None)
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")
@@ -272,6 +281,7 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
             raise
         print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True),
               file=out, flush=True)
+        output_error = _write_output_of_run(handle, state, args, err=err)
         if not args.keep:
             started = time.monotonic()
             remaining = handle.cleanup(timeout=60)
@@ -281,6 +291,8 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
             else:
                 _say(err, f"cleaned up run {handle.identifier} in {time.monotonic() - started:.1f}s")
         code = exit_code_for(state)
+        if output_error is not None:
+            raise output_error  # after the cleanup: `dok: error: …` and its exit code
         if code and handle.runner_exit_code == EXIT_INFRA:
             return EXIT_INFRA  # the runner failed for infrastructure reasons (its State says which)
         return code
@@ -299,6 +311,51 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
         else:
             _say(err, f"run {handle.identifier} cancelled; nothing of it is left in the cluster")
         return EXIT_INTERRUPTED
+
+
+def _write_output_of_run(handle: RunHandle, state: Any, args: argparse.Namespace, *, err: TextIO) -> Exception | None:
+    """--output FILE: the flow's full result (from the store, else from the pick-up); the error to report
+    (after the cleanup) when they are not available."""
+    if not getattr(args, "output", None):
+        return None
+    from .results import write_output
+
+    try:
+        full = handle.result() if handle.result_location is not None else state
+        if handle.result_location is None and not handle.full_results:
+            from .exceptions import ResultsNotFound
+
+            raise ResultsNotFound("the full results could not be fetched from the job pod, so --output was not "
+                                  "written", hint="see the warning above; --results URL keeps them in a store",
+                                  exit_code=EXIT_INFRA)
+        size = write_output(args.output, full)
+    except Exception as exc:  # noqa: BLE001 - reported after the cleanup
+        return exc
+    _say(err, f"wrote the flow's result to {args.output} ({size} bytes)")
+    return None
+
+
+def cmd_result(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
+    """`dok result ID [--results URL] [--output FILE]`: the run's State with its full results, from the result
+    location given, else the one its Job was started with."""
+    from .manifests import validate_identifier
+    from .results import read_stored, write_output
+
+    validate_identifier(args.identifier)
+    if args.results:
+        from dok.core.results import check_result_location
+
+        state = read_stored(check_result_location(args.results), args.identifier).state
+        flow_name = None
+    else:
+        handle = _attach(args, out=out)
+        state = handle.result()
+        flow_name = handle.flow_name
+    print(summary(state, flow_name=flow_name, verbose=_debug(args), result_reprs=True), file=out, flush=True)
+    if args.output:
+        size = write_output(args.output, state)
+        _say(err, f"wrote the flow's result to {args.output} ({size} bytes)")
+    return exit_code_for(state)
 
 
 def _leftover_message(handle: RunHandle) -> str:

@@ -70,3 +70,7 @@ class WaitTimeout(InfrastructureError):
 class TTLIgnoredWarning(UserWarning):
     """The cluster dropped the Job's ttlSecondsAfterFinished (TTLAfterFinished not enabled): the finished
     Job stays until `dok cleanup` (or `dok run` without --detach/--keep) deletes it."""
+
+
+class ResultsNotFound(ConfigError):
+    """A run's full results are not where they should be (no result location, not written, not readable)."""

@@ -100,6 +100,9 @@ class RunHandle:
         self.remaining: list[str] = []
         self.runner_exit_code: int | None = None  # the job container's; 3 = the runner's infrastructure error
         self.warnings: list[str] = []  # what `execute` noticed while creating the run (e.g. TTL dropped)
+        self.result_location: str | None = None  # where the runner writes the full results (dok.launcher.results)
+        self.pickup = False            # the runner serves the full results for `wait()` to fetch
+        self.full_results = False      # `state` carries the full results (not only the termination summary)
 
     def __repr__(self) -> str:
         return f"<RunHandle {self.identifier} job={self.job_name} namespace={self.namespace}>"
@@ -189,12 +192,18 @@ class RunHandle:
         Raises InfrastructureError subclasses when the platform fails; cleans up after itself unless
         `cleanup=False` (a KeyboardInterrupt is left to the caller, which should `cancel()`)."""
         options = options or WaitOptions()
+        pickup = self._start_pickup()
         try:
             state = self._wait(stream_logs=stream_logs, timeout=timeout, options=options, on_line=on_line,
                                worker_logs=worker_logs)
+            state = self._full_state(state, pickup, on_line or self._print)
         except KeyboardInterrupt:
+            if pickup is not None:
+                pickup.stop()
             raise
         except BaseException:
+            if pickup is not None:
+                pickup.stop()
             if cleanup:  # best effort: the original error is what the caller must see
                 try:
                     self.remaining = self.cleanup(timeout=options.cleanup_timeout)
@@ -208,6 +217,53 @@ class RunHandle:
                 (on_line or self._print)(f"[dok] warning: still there after {options.cleanup_timeout:g} s: "
                                          f"{', '.join(self.remaining)}; run `dok cleanup {self.identifier}`")
         return state
+
+    # -- full results (dok.launcher.results) ----------------------------------------------------------------
+    def _start_pickup(self) -> Any:
+        if not self.pickup:
+            return None
+        from .results import ResultPickup
+
+        return ResultPickup(kube=self.kube, namespace=self.namespace, job_pod=self._running_job_pod).start()
+
+    def _running_job_pod(self) -> str | None:
+        job_pods, _ = self.pods()
+        running = [p for p in job_pods if _phase(p) == "Running" and not (p.get("metadata") or {}).get("deletionTimestamp")]
+        return name_of(running[-1]) if running else None
+
+    def _full_state(self, state: Any, pickup: Any, emit: Callable[[str], None]) -> Any:
+        """The State with the full results the pick-up fetched; else the summary State, saying why."""
+        if pickup is None:
+            return state
+        payload = pickup.result(timeout=15.0)
+        pickup.stop()
+        if payload is not None and payload.identifier == self.identifier:
+            self.full_results = True
+            return payload.state
+        emit(f"[dok] warning: the full results could not be fetched from the job pod "
+             f"({pickup.error or 'no answer'}); the State holds the summary from its termination message")
+        return state
+
+    def result(self, *, location: str | None = None) -> Any:
+        """The run's final State with its full results, read from the result location (`location`, else the
+        one the run was started with); works after the run, for detached runs too. ResultsNotFound (exit 2)
+        when there is no location or nothing there."""
+        from .exceptions import ResultsNotFound
+        from .results import location_of, read_stored
+
+        if location is None:
+            location = self.result_location
+        if location is None:
+            jobs = self.kube.list_jobs(self.namespace, self.selector)
+            location = location_of(jobs[0]) if jobs else None
+        if location is None:
+            if self.full_results and self.state is not None:
+                return self.state
+            raise ResultsNotFound(f"run {self.identifier} has no result location: its full results went only to "
+                                  "the client that waited for it",
+                                  hint="start runs with --results URL (result_location=...) to read them later, "
+                                       "or pass the location: dok result ID --results URL")
+        return read_stored(location, self.identifier).state
 
     def _wait(self, *, stream_logs: bool, timeout: float | None, options: WaitOptions,
               on_line: Callable[[str], None] | None, worker_logs: bool = False) -> Any:

@@ -27,6 +27,7 @@ from .kube import Kube
 from .manifests import RUNNER_NAME, SecretRef, job_manifest, job_name_of, validate_namespace
 from .prepare import check_service_account
 from .prepare import setup as run_setup
+from .results import check_pickup_allowed, pickup_timeout
 
 if TYPE_CHECKING:
     from dok.core.environment import DaskOnKubernetesEnvironment
@@ -99,18 +100,25 @@ def run_spec_for(env: DaskOnKubernetesEnvironment, *, identifier: str, namespace
 def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] | None = None,
             identifier: str | None = None, namespace: str | None = None, flow_name: str | None = None,
             kube: Kube | None = None, kubeconfig: str | None = None, setup: bool = True,
-            check_permissions: bool = True, out: TextIO | None = None,
+            check_permissions: bool = True, out: TextIO | None = None, pickup: bool = True,
             registry_credentials: pull_secret.RegistryCredentials | None = None, **settings: Any) -> RunHandle:
     """Create the run's Job and return its handle (`.identifier`, `.wait() -> State`, `.cancel()`,
     `.cleanup()`). `settings`: any `RunSpec` setting (min_workers, max_workers, worker_start_timeout,
     worker_resources, resources, active_deadline_seconds, ttl_seconds_after_finished, image_pull_secrets,
     service_account_name, node_selector, tolerations, secret_env, image_pull_policy, image, create_pull_secret,
-    …). `registry_credentials`: for `create_pull_secret` (default: those the builder reads, see pull_secret)."""
+    result_location, result_pickup_timeout, result_fetch, …). `registry_credentials`: for `create_pull_secret`
+    (default: those the builder reads, see pull_secret). `pickup=False` (a detached run): the runner does not
+    wait for the caller to fetch the results (`results.pickup_timeout`); with it and no result location, the
+    caller's right to port-forward to the job pod is checked before the Job is created."""
     kube = kube or Kube.connect(kubeconfig=kubeconfig)
     ns = resolve_namespace(namespace, env, kube)
     ttl_requested = settings.get("ttl_seconds_after_finished") is not None  # not just the default
     spec = run_spec_for(env, identifier=identifier or new_identifier(), namespace=ns, parameters=parameters,
                         flow_name=flow_name, **settings)
+    spec = spec.replace(result_pickup_timeout=pickup_timeout(result_location=spec.result_location, detach=not pickup,
+                                                             requested=spec.result_pickup_timeout))
+    if spec.result_pickup_timeout is not None and check_permissions:
+        check_pickup_allowed(kube, ns)
     secret = None
     if spec.create_pull_secret:
         credentials = pull_secret.resolve_credentials(str(spec.image), given=registry_credentials)
@@ -138,6 +146,8 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
                        flow_name=spec.flow_name, out=out)
     if service_account_warning:
         handle.warnings.append(service_account_warning)
+    handle.result_location = spec.result_location
+    handle.pickup = spec.result_pickup_timeout is not None
     dropped = ttl_dropped(spec, created) if ttl_requested else None
     if dropped:
         handle.warnings.append(dropped)

@@ -13,7 +13,9 @@ returns the State. Order of events:
    SIGTERM/SIGINT;
 4. always: client and cluster closed, leftover worker pods of this run listed by label and deleted (404 is
    success), `encode_summary(state)` written to the termination log (DOK_TERMINATION_LOG,
-   /dev/termination-log by default).
+   /dev/termination-log by default);
+5. the full results handed over (`dok.runner.results`): written to the result location, or served to an
+   attached client for at most the pick-up timeout.
 
 Exit codes: 0 Success; 1 the flow failed or was cancelled; 3 infrastructure failure (configuration,
 bundle, Kubernetes API, workers that cannot start).
@@ -78,9 +80,11 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
                 f"image {config.image}, scheduler {config.scheduler_address}")
     session = _Session(config=config, flow=flow, parameters=parameters, monitor=monitor,
                        backend_factory=backend_factory)
+    pickup = _start_pickup(config, monitor)
     with _signals(session.abort, enabled=install_signal_handlers):
         outcome = session.run()
     _write_termination_log(config.termination_log, outcome.state, monitor)
+    _hand_over_results(config, outcome, pickup, monitor, cancelled=session.aborted.is_set())
     monitor.say(f"run {config.spec.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
                 f"{monitor.summary()}")
     return outcome
@@ -197,7 +201,8 @@ class _Session:
         from dok.core import DaskExecutor
 
         try:
-            self.flow_state = self.flow.run(self.parameters, executor=DaskExecutor(client),
+            executor = DaskExecutor(client, fetch=self.config.spec.result_fetch)  # type: ignore[arg-type]
+            self.flow_state = self.flow.run(self.parameters, executor=executor,
                                             on_task_state=self._on_task_state)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.flow_error = exc
@@ -327,6 +332,37 @@ def _write_termination_log(path: str, state: Any, monitor: RunMonitor) -> None:
             f.write(text)
     except OSError as exc:
         monitor.say(f"warning: cannot write the termination log {path}: {exc}")
+
+
+def _start_pickup(config: RunnerConfig, monitor: RunMonitor) -> Any:
+    """The pick-up server (dok.runner.results) when the launcher asked for one: no result location and a
+    pick-up timeout set (an attached client). None otherwise, or when the port is taken (said in the log)."""
+    spec = config.spec
+    if spec.result_location is not None or spec.result_pickup_timeout is None:
+        return None
+    from dok.runner.results import PickupServer
+
+    try:
+        return PickupServer().start()
+    except OSError as exc:
+        monitor.say(f"results: cannot serve them for pick-up ({exc}); only the summary will be returned")
+        return None
+
+
+def _hand_over_results(config: RunnerConfig, outcome: RunOutcome, pickup: Any, monitor: RunMonitor, *,
+                       cancelled: bool) -> None:
+    """Write the results to the result location, or wait (bounded) for the client to pick them up."""
+    from dok.runner.results import deliver
+
+    spec = config.spec
+    try:
+        if spec.result_location is None and (pickup is None or cancelled):
+            return
+        deliver(state=outcome.state, identifier=spec.identifier, location=spec.result_location, server=pickup,
+                pickup_timeout=spec.result_pickup_timeout or 0.0, say=monitor.say)
+    finally:
+        if pickup is not None:
+            pickup.close()
 
 
 class _signals:
