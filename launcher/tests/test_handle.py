@@ -37,13 +37,24 @@ def ok_message():
     return encode_summary(st)
 
 
-def test_success_state_decoded_and_cleaned_up():
-    kube = FakeKube([
+def _three_polls():
+    return FakeKube([
         ([job()], [pod("p", phase="Pending")]),
         ([job()], [pod("p", phase="Running"), pod("w1", component="worker", phase="Running")]),
         ([job()], [pod("p", phase="Succeeded", terminated={"message": ok_message()})]),
     ])
-    state, lines, h = wait(kube)
+
+
+def test_finished_run_is_kept_until_its_ttl_by_default():
+    kube = _three_polls()
+    state, _, _ = wait(kube)
+    assert state.is_successful()
+    assert not kube.deleted_jobs and not kube.cleaned  # the Job and job pod stay for logs/status (TTL)
+
+
+def test_success_state_decoded_and_cleaned_up():
+    kube = _three_polls()
+    state, lines, h = wait(kube, cleanup=True)  # `dok run --rm`
     assert state.is_successful()
     assert "total" in str(state.result)
     assert kube.deleted_jobs and kube.cleaned  # cleaned up

@@ -224,7 +224,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         flow_name = env.flow_name or loaded.flow.name
     # The worker bounds and the namespace are in `env` already (make_env); the rest are run settings.
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
-                     image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
+                     image=env_image, active_deadline_seconds=args.active_deadline,
+                     **ttl_settings(args),
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out)
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
@@ -251,7 +252,7 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
             raise
         print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True),
               file=out, flush=True)
-        if not args.keep:
+        if getattr(args, "rm", False):
             started = time.monotonic()
             remaining = handle.cleanup(timeout=60)
             if remaining:
@@ -259,6 +260,8 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
                           f"retry with `dok cleanup {handle.identifier} -n {handle.namespace}`")
             else:
                 _say(err, f"cleaned up run {handle.identifier} in {time.monotonic() - started:.1f}s")
+        else:
+            _say(err, kept_message(handle, state))
         code = exit_code_for(state)
         if code and handle.runner_exit_code == EXIT_INFRA:
             return EXIT_INFRA  # the runner failed for infrastructure reasons (its State says which)
@@ -278,6 +281,23 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
         else:
             _say(err, f"run {handle.identifier} cancelled; nothing of it is left in the cluster")
         return EXIT_INTERRUPTED
+
+
+def ttl_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TTL run settings from `--ttl` (both outcomes), `--ttl-success`, `--ttl-failure` (None: the default)."""
+    both = getattr(args, "ttl", None)
+    success = getattr(args, "ttl_success", None)
+    failure = getattr(args, "ttl_failure", None)
+    return {"ttl_seconds_after_success": success if success is not None else both,
+            "ttl_seconds_after_failure": failure if failure is not None else both}
+
+
+def kept_message(handle: RunHandle, state: Any) -> str:
+    """What stays after an attached run without --rm: the finished Job and job pod, until the Job's TTL."""
+    outcome = "success" if getattr(state, "is_successful", lambda: False)() else "failure"
+    return (f"worker pods deleted; Job {handle.job_name} and its pod stay until the {outcome} TTL for "
+            f"`dok logs {handle.identifier}` / `dok status {handle.identifier}`; "
+            f"`dok cleanup {handle.identifier}` removes them now (or use `dok run --rm`)")
 
 
 def _leftover_message(handle: RunHandle) -> str:

@@ -178,15 +178,19 @@ class RunHandle:
                          job_reason=job_reason)
 
     # -- waiting ----------------------------------------------------------------------------------------
-    def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool = True,
+    def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool | None = None,
              options: WaitOptions | None = None, on_line: Callable[[str], None] | None = None,
              worker_logs: bool = False) -> Any:
         """Wait for the run to end and return the flow's final State (per-task States included).
 
         Streams the job pod's log (and worker pod count changes) while waiting when `stream_logs`; the
         worker logs the runner copies into it (`[worker NAME] …`) only with `worker_logs`.
-        Raises InfrastructureError subclasses when the platform fails; cleans up after itself unless
-        `cleanup=False` (a KeyboardInterrupt is left to the caller, which should `cancel()`)."""
+        Raises InfrastructureError subclasses when the platform fails. The worker pods are gone when the flow
+        ends (the runner deletes them); the finished Job and its job pod stay until the Job's TTL (short after
+        a success, long after a failure: `ttl_seconds_after_success`/`_failure`) for `logs()`/`status()`.
+        `cleanup`: None (default) deletes everything only when waiting fails (an infrastructure error: the Job
+        would never finish); True (`dok run --rm`) also at the end; False never (a KeyboardInterrupt is left to
+        the caller, which should `cancel()`)."""
         options = options or WaitOptions()
         try:
             state = self._wait(stream_logs=stream_logs, timeout=timeout, options=options, on_line=on_line,
@@ -194,7 +198,7 @@ class RunHandle:
         except KeyboardInterrupt:
             raise
         except BaseException:
-            if cleanup:  # best effort: the original error is what the caller must see
+            if cleanup is not False:  # best effort: the original error is what the caller must see
                 try:
                     self.remaining = self.cleanup(timeout=options.cleanup_timeout)
                 except Exception:  # noqa: BLE001

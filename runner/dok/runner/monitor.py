@@ -39,6 +39,7 @@ class RunMonitor:
         self.counts = {"requested": 0, "joined": 0, "removed": 0, "replaced": 0}
         self.addresses: dict[str, str] = {}  # worker address -> worker (pod) name
         self.ended_why: dict[str, str] = {}  # worker name -> why its pod ended (when the health watch saw it)
+        self.ended_cause: dict[str, str] = {}  # worker name -> its pod's cause by name (dok.kube.causes)
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -97,6 +98,16 @@ class RunMonitor:
             self.ended_why[name] = why
         self.say(f"workers: {name} will be replaced if still needed: {why}")
 
+    def ended_early_because(self, name: str, cause: str) -> None:
+        """Record why a worker pod ended before the run did (`dok.kube.causes.end_cause`), for the final State."""
+        with self._lock:
+            self.ended_cause.setdefault(name, cause)
+
+    def ended_early(self) -> dict[str, str]:
+        """Worker pod name -> why it ended early, in the order they ended."""
+        with self._lock:
+            return dict(self.ended_cause)
+
     def explain(self, error: BaseException) -> str | None:
         """Names the worker pods (and why they ended, when known) behind the worker addresses an error
         mentions, e.g. a KilledWorker's "the last worker … was tcp://10.244.0.7:40123"; None if none."""
@@ -117,6 +128,9 @@ class RunMonitor:
             first = self.fatal_error is None
             if first:
                 self.fatal_error = error
+            worker, reason = getattr(error, "worker", None), getattr(error, "reason", None)
+            if worker and reason and worker not in self.ended_cause:
+                self.ended_cause[str(worker)] = str(reason)
         self.say(("FATAL: " if first else "also: ") + str(error))
         self.fatal_event.set()
 

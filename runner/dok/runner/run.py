@@ -22,6 +22,7 @@ bundle, Kubernetes API, workers that cannot start).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import threading
@@ -80,6 +81,9 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
                        backend_factory=backend_factory)
     with _signals(session.abort, enabled=install_signal_handlers):
         outcome = session.run()
+    outcome = _with_worker_causes(outcome, monitor)
+    if backend_factory is None:  # on the cluster: the Job's TTL by outcome (worker pods are gone already)
+        _set_outcome_ttl(config, outcome, monitor)
     _write_termination_log(config.termination_log, outcome.state, monitor)
     monitor.say(f"run {config.spec.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
                 f"{monitor.summary()}")
@@ -247,6 +251,26 @@ class _Session:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+def _set_outcome_ttl(config: RunnerConfig, outcome: RunOutcome, monitor: RunMonitor) -> None:
+    from dok.runner.kube import connect
+    from dok.runner.teardown import apply_outcome_ttl
+
+    try:
+        kube = connect()
+    except Exception as exc:  # noqa: BLE001 - the TTL is a bonus
+        monitor.say(f"warning: cannot reach the API to set the Job's TTL: {exc}")
+        return
+    apply_outcome_ttl(kube, namespace=config.namespace, pod_name=config.pod_name, spec=config.spec,
+                      success=_is_success(outcome.state), say=monitor.say)
+
+
+def _with_worker_causes(outcome: RunOutcome, monitor: RunMonitor) -> RunOutcome:
+    """The outcome whose State also names the worker pods that ended early, and why (OOMKilled, Evicted…)."""
+    from dok.runner.causes import with_causes
+
+    return dataclasses.replace(outcome, state=with_causes(outcome.state, monitor.ended_early()))
+
+
 def _worth_printing(n: int) -> bool:
     """Print the first 100 finished tasks, then every 10th up to 1000, then every 100th."""
     return n <= 100 or (n <= 1000 and n % 10 == 0) or n % 100 == 0
