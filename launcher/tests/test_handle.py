@@ -249,3 +249,13 @@ def test_copied_worker_lines_are_shown_only_when_asked():
     for line in ["[dok 1.0s] scaling: ...", "[worker w-1] printed by a task", "task inc[0]: SUCCESS"]:
         job_only(line)
     assert seen == ["[dok 1.0s] scaling: ...", "task inc[0]: SUCCESS"]
+
+
+def test_progress_records_are_hidden_from_plain_output():
+    from dok.launcher.handle import _without_progress_records
+
+    seen: list[str] = []
+    plain = _without_progress_records(seen.append)
+    for line in ['[dok-progress] {"t":1}', "[dok 1.0s] scaling: ...", '[dok 2.0s] [dok-progress] {"t":2}']:
+        plain(line)
+    assert seen == ["[dok 1.0s] scaling: ..."]

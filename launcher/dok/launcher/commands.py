@@ -239,10 +239,14 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     """Wait for the run in the foreground, print its State, then clean up (unless --keep).
     Ctrl-C cancels the run and cleans up; a second Ctrl-C leaves at once, naming what may remain."""
+    from .live import make_view
+
+    view = make_view(out, quiet=args.quiet)  # a live display on a terminal, grouped lines otherwise
     try:
         try:
             state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=False,
-                                worker_logs=getattr(args, "worker_logs", False))
+                                worker_logs=getattr(args, "worker_logs", False),
+                                on_line=view.line if view is not None else None)
         except KeyboardInterrupt:
             raise
         except BaseException:
@@ -250,6 +254,9 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
                 with contextlib.suppress(Exception):
                     handle.cleanup(timeout=60)
             raise
+        finally:
+            if view is not None:
+                view.close()
         print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True),
               file=out, flush=True)
         if getattr(args, "rm", False):

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dok.core import labels as core_labels
-from dok.core.names import WORKER_LOG_MARK
+from dok.core.names import PROGRESS_MARK, WORKER_LOG_MARK
 from dok.kube import RetryPolicy, created_text, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 
@@ -217,6 +217,8 @@ class RunHandle:
         """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep."""
         emit = on_line or self._print
         job_line = emit if worker_logs else _without_worker_lines(emit)
+        if on_line is None:  # plain output: the runner's progress records are for a progress view (dok run)
+            job_line = _without_progress_records(job_line)
         policy = WatchPolicy(identifier=self.identifier, options=options, start=time.monotonic(), timeout=timeout,
                              stream_logs=stream_logs, cancelling=self._cancelling)
         follower: LogFollower | None = None
@@ -331,7 +333,7 @@ class RunHandle:
         """Print the job pod's log (following it with `follow`), and with `workers` each worker's log: the
         running workers' own, and those the runner copied into the job pod's log before deleting them."""
         emit = emit or self._print
-        job_line = emit if workers else _without_worker_lines(emit)
+        job_line = _without_progress_records(emit if workers else _without_worker_lines(emit))
         job_pods, worker_pods = self.pods()
         if not job_pods and not worker_pods:
             raise RunNotFound(f"run {self.identifier} has no pods in namespace {self.namespace!r}",
@@ -356,3 +358,11 @@ def _without_worker_lines(emit: Callable[[str], None]) -> Callable[[str], None]:
         if not line.startswith(WORKER_LOG_MARK):
             emit(line)
     return job_only
+
+
+def _without_progress_records(emit: Callable[[str], None]) -> Callable[[str], None]:
+    """`emit` without the runner's progress records (`[dok-progress] {…}`, rendered by `dok run`'s view)."""
+    def plain(line: str) -> None:
+        if PROGRESS_MARK not in line:
+            emit(line)
+    return plain

@@ -40,6 +40,7 @@ class RunMonitor:
         self.addresses: dict[str, str] = {}  # worker address -> worker (pod) name
         self.ended_why: dict[str, str] = {}  # worker name -> why its pod ended (when the health watch saw it)
         self.ended_cause: dict[str, str] = {}  # worker name -> its pod's cause by name (dok.kube.causes)
+        self.gone: set[str] = set()  # workers removed or replaced (for the starting count)
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -81,6 +82,7 @@ class RunMonitor:
     def worker_removed(self, name: str, *, deleted: bool) -> None:
         with self._lock:
             self.counts["removed"] += 1
+            self.gone.add(name)
         self.say(f"scaling: removed worker {name}" + ("" if deleted else " (pod was already gone)"))
 
     def worker_log(self, name: str, text: str) -> None:
@@ -95,8 +97,22 @@ class RunMonitor:
     def worker_replaced(self, name: str, why: str) -> None:
         with self._lock:
             self.counts["replaced"] += 1
+            self.gone.add(name)
             self.ended_why[name] = why
         self.say(f"workers: {name} will be replaced if still needed: {why}")
+
+    def worker_counts(self) -> tuple[int, int]:
+        """(running: connected to the scheduler, starting: requested, not joined yet and not gone)."""
+        with self._lock:
+            starting = len(set(self.requested_at) - self.joined - self.gone)
+            return len(self.alive), starting
+
+    def write_line(self, line: str) -> None:
+        """One raw line in the job pod's log (a progress record)."""
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
 
     def ended_early_because(self, name: str, cause: str) -> None:
         """Record why a worker pod ended before the run did (`dok.kube.causes.end_cause`), for the final State."""

@@ -8,7 +8,8 @@ returns the State. Order of events:
    DOK_BUNDLE_SHA256, parameters checked against the flow — before any worker exists;
 2. the job pod's spec read once (`PodWorkerBackend.prepare`), a scheduler started in this process,
    `adapt(minimum=min_workers, maximum=max_workers)`;
-3. the flow runs on a thread with core's `DaskExecutor`; task progress goes to stdout (the job pod log);
+3. the flow runs on a thread with core's `DaskExecutor`; task progress goes to stdout (the job pod log):
+   sampled per-task lines and, every ~2 s, a `[dok-progress]` JSON record per run (`dok.core.progress`);
    the main thread waits for: the flow's State, a fatal worker/API error (`RunMonitor.fatal`), or
    SIGTERM/SIGINT;
 4. always: client and cluster closed, leftover worker pods of this run listed by label and deleted (404 is
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS
 from dok.core.names import BUNDLE_PATH
+from dok.core.progress import ProgressCounter, kind_name
 from dok.runner.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, RunnerConfig
 from dok.runner.exceptions import ConfigError, RunnerError
 from dok.runner.monitor import RunMonitor
@@ -107,6 +109,8 @@ class _Session:
         self.flow_error: BaseException | None = None
         self.task_states: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.progress = ProgressCounter()
+        self._workers_seen = (0, 0)
 
     def abort(self, reason: str) -> None:
         if not self.aborted.is_set():
@@ -130,6 +134,7 @@ class _Session:
             outcome = self._infra_outcome(error)
         finally:
             self._shutdown(client, cluster, backend)
+            self.report_progress(final=True)
         return outcome
 
     def _backend(self) -> Any:
@@ -185,6 +190,7 @@ class _Session:
             self.done.set()
 
     def _on_task_state(self, name: str, state: Any) -> None:
+        self.progress.add(name, kind_name(state))
         with self._lock:
             self.task_states[name] = state
             n = len(self.task_states)
@@ -197,8 +203,17 @@ class _Session:
             text += f": {message.splitlines()[0][:300]}"
         self.monitor.say(f"{text}  [{n} finished]")
 
+    def report_progress(self, *, final: bool = False) -> None:
+        """A progress record in the job log (`dok.core.progress`) when one is due, or the last one (`final`)."""
+        workers = self.monitor.worker_counts()
+        if final or self.progress.due(workers_changed=workers != self._workers_seen):
+            self._workers_seen = workers
+            running, starting = (0, 0) if final else workers
+            self.monitor.write_line(self.progress.record(running=running, starting=starting, final=final).line())
+
     def _wait(self) -> RunOutcome:
         while True:
+            self.report_progress()
             if self.done.wait(0.2):
                 break
             if self.monitor.fatal_event.is_set():
