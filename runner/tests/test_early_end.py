@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dok.core import encode_summary
 from dok.core.states import Failed, Success
 from dok.runner.causes import EARLY_END_PREFIX, causes_text, with_causes
 from dok.runner.health import HealthPolicy, Replace, observe_pod
@@ -12,7 +13,11 @@ def test_failed_state_names_the_oom_killed_worker():
     state = Failed(message="1 task failed (first: KilledWorker: ...)")
     out = with_causes(state, {"run-worker-1": "OOMKilled: over its memory limit (exit code 137)"})
     assert isinstance(out, Failed)
-    assert out.message.startswith("1 task failed") and "run-worker-1: OOMKilled" in out.message
+    first, rest = out.message.split("\n", 1)
+    assert first.startswith(EARLY_END_PREFIX) and "run-worker-1: OOMKilled" in first
+    assert rest == state.message
+    long = with_causes(Failed(message="x" * 5000), {"w": "OOMKilled"})
+    assert encode_summary(long).find("w: OOMKilled") > 0  # kept when a long message is cut in the summary
     assert with_causes(out, {"run-worker-1": "OOMKilled: over its memory limit (exit code 137)"}) == out
 
 

@@ -48,10 +48,11 @@ def test_success_shortens_the_ttl_failure_leaves_it():
     assert apply_outcome_ttl(kube, namespace="ns", pod_name="p", spec=RunSpec(), success=True, say=said.append) == 600
     assert kube.patches == [("Job", "ns", "job-1", {"spec": {"ttlSecondsAfterFinished": 600}})]
     assert "10 min" in said[-1] and "success" in said[-1]
-    kube = FakeKube(86400)
+    kube = FakeKube(7200)  # created by the launcher with --ttl-failure 7200, which the runner cannot see
     assert apply_outcome_ttl(kube, namespace="ns", pod_name="p", spec=RunSpec(), success=False,
-                             say=said.append) == 86400
-    assert kube.patches == []  # created with the failure TTL already
+                             say=said.append) is None
+    assert kube.patches == []  # the failure TTL the Job was created with stays
+    assert "failure TTL" in said[-1]
 
 
 def test_api_failure_is_a_warning_not_a_crash():

@@ -31,11 +31,13 @@ def causes_text(ended: Mapping[str, str]) -> str:
 
 
 def with_causes(state: Any, ended: Mapping[str, str]) -> Any:
-    """`state` with `causes_text(ended)` appended to its message (the same State when no pod ended early)."""
+    """`state` with `causes_text(ended)` as the first line of its message (the same State when no pod ended
+    early). First, because the termination message keeps only the start of a long message (a worker's log
+    tail can follow an infrastructure error)."""
     text = causes_text(ended)
     if not text or not dataclasses.is_dataclass(state):
         return state
     message = getattr(state, "message", "") or ""
     if text in message:
         return state
-    return dataclasses.replace(state, message=f"{message}\n{text}" if message else text)
+    return dataclasses.replace(state, message=f"{text}\n{message}" if message else text)

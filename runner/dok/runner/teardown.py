@@ -36,9 +36,13 @@ def owner_job(pod: Mapping[str, Any]) -> str | None:
 
 def apply_outcome_ttl(kube: Any, *, namespace: str, pod_name: str, spec: RunSpec, success: bool,
                       say: Callable[[str], None]) -> int | None:
-    """Set the Job's ttlSecondsAfterFinished for this outcome when it differs from the one it was created with.
-    Best effort: a failure is printed (the Job keeps the longer failure TTL). Returns the TTL now in place."""
-    wanted = ttl_for(spec, success=success)
+    """After a success, set the Job's ttlSecondsAfterFinished to the success TTL (the launcher created it with
+    the failure TTL, which the runner does not see: it is not in the job pod's environment, so after a failure
+    nothing is changed). Best effort: a failure is printed (the Job keeps the failure TTL). Returns the TTL set."""
+    if not success:
+        say("teardown: the run failed: the Job and this pod stay for the failure TTL")
+        return None
+    wanted = ttl_for(spec, success=True)
     try:
         pod = kube.read("Pod", namespace, pod_name)
         job_name = owner_job(pod) if pod is not None else None
@@ -56,8 +60,7 @@ def apply_outcome_ttl(kube: Any, *, namespace: str, pod_name: str, spec: RunSpec
         say(f"warning: could not set the Job's TTL to {wanted} s ({type(exc).__name__}: {exc}); "
             "it keeps the failure TTL")
         return None
-    outcome = "success" if success else "failure"
-    say(f"teardown: Job {job_name} and this pod stay {_human(wanted)} after the run ({outcome} TTL)")
+    say(f"teardown: Job {job_name} and this pod stay {_human(wanted)} after the run (success TTL)")
     return wanted
 
 
