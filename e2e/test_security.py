@@ -122,8 +122,8 @@ def test_pods_are_restricted_and_secrets_come_from_secret_refs(cluster: helpers.
     value = "e2e-" + secrets.token_hex(16)
     cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "e2e-creds"},
                                                       "stringData": {"token": value}})
-    bg = Background(cluster, "run", security_image["path"], "--image", security_image["image"], "-n", namespace, "--rm",
-                    "--max-workers", "2", "--secret-env", "E2E_SECRET_VALUE=e2e-creds:token")
+    bg = Background(cluster, "run", security_image["path"], "--image", security_image["image"], "-n", namespace,
+                    "--rm", "--max-workers", "2", "--secret-env", "E2E_SECRET_VALUE=e2e-creds:token")
     try:
         ident = bg.wait_identifier()
         job_pod, workers = wait_running(cluster, namespace, ident, workers=1, bg=bg)
@@ -309,7 +309,8 @@ def test_swapped_bundle_is_refused(cluster: helpers.Cluster, namespace: str, tmp
     env = dict(e.split("=", 1) for e in docker.from_env().images.get(tampered).attrs["Config"]["Env"])
     assert env.get("DOK_BUNDLE_SHA256") and env["DOK_BUNDLE_SHA256"] != info.sha256
     started = time.monotonic()
-    proc = dok(cluster, "run", security_image["path"], "--image", tampered, "-n", namespace, "--rm", "--max-workers", "1",
+    proc = dok(cluster, "run", security_image["path"], "--image", tampered, "-n", namespace, "--rm",
+               "--max-workers", "1",
                timeout=300)
     took = time.monotonic() - started
     text = proc.stdout + proc.stderr

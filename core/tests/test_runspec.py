@@ -24,7 +24,8 @@ def full() -> RunSpec:
 def test_defaults() -> None:
     spec = RunSpec()
     assert (spec.min_workers, spec.max_workers, spec.namespace, spec.worker_start_timeout) == (0, 1, None, 120.0)
-    assert spec.ttl_seconds_after_failure == 86400 and spec.ttl_seconds_after_success == 600 and spec.scheduler_port == 8786
+    assert spec.ttl_seconds_after_failure == 86400 and spec.ttl_seconds_after_success == 600
+    assert spec.scheduler_port == 8786
     assert RunSpec().identifier != spec.identifier  # a fresh identifier per run
 
 

@@ -140,7 +140,9 @@ class RunSpec:
     # adapt_interval), and the DAG lookahead (keep workers through short gaps, start pods ahead of fan-outs)
     scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
     scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
-    ttl_seconds_after_success: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_SUCCESS, kind="int", minimum=0, optional=True)
+    # the finished Job's TTL after a success: the runner patches its Job to it (dok.runner.teardown)
+    ttl_seconds_after_success: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_SUCCESS, kind="int", minimum=0,
+                                                    optional=True)
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,

@@ -20,7 +20,7 @@ from .pods import ContainerSnapshot, PodSnapshot, created_text, labels_of, name_
 from .retry import NO_RETRY, RetryPolicy
 
 __all__ = [
-    "CAUSES", "NO_RETRY", "Access", "ApiUnavailable", "ClusterUnreachable", "Conflict", "ContainerSnapshot", "Forbidden",
-    "Hints", "Invalid", "Kube", "KubeError", "KubeconfigError", "NotFound", "PodSnapshot", "RetryPolicy",
+    "CAUSES", "NO_RETRY", "Access", "ApiUnavailable", "ClusterUnreachable", "Conflict", "ContainerSnapshot",
+    "Forbidden", "Hints", "Invalid", "Kube", "KubeError", "KubeconfigError", "NotFound", "PodSnapshot", "RetryPolicy",
     "Unauthorized", "created_text", "end_cause", "is_transient", "labels_of", "name_of", "pod_snapshot", "translate",
 ]

@@ -148,7 +148,8 @@ class WatchPolicy:
                           hint="see `kubectl describe pod` for the node's side")
         if pod.deleting and not self.cancelling:
             raise PodLost(f"job pod {pod.name} is being deleted (not by this dok run) before the flow finished"
-                          + _cause_note(pod) + _failure_note(view), hint="check who deleted it; the run's objects are being cleaned up")
+                          + _cause_note(pod) + _failure_note(view),
+                          hint="check who deleted it; the run's objects are being cleaned up")
         self._check_waiting(pod, now)
         self._check_scheduling(pod, now)
         follow = None
