@@ -7,6 +7,9 @@ Fixtures (reuse them from any e2e/test_*.py):
   (the first time this builds Kubernetes: 10-20 min). At the end of the session it is torn down only if this
   session's `up` started it, unless `--keep-cluster` or DOK_E2E_KEEP_CLUSTER=1. A cluster that was already
   up (or that another session started meanwhile) is always left running.
+  DOK_E2E_KUBECONFIG=PATH targets another cluster instead (e.g. kind in hosted CI: tools/cluster
+  --provider kind kubeconfig): it is used as it is, never brought up or torn down by the session; test images
+  still go to it through `cluster load-image` (kind: `kind load docker-image`).
 - `namespace` (function) -> str: a fresh namespace `e2e-<test>-<random>` whose default ServiceAccount
   exists (with its token Secret on Kubernetes < 1.24, so pods can start at once); deleted afterwards
   (its pods first, with no grace period). Keep it with DOK_E2E_KEEP_NAMESPACES=1.
@@ -40,6 +43,8 @@ from kubernetes import client as k8s  # noqa: E402
 
 from e2e import helpers, helpers_images  # noqa: E402
 
+EXTERNAL_KUBECONFIG = "DOK_E2E_KUBECONFIG"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--keep-cluster", action="store_true", default=False,
@@ -56,7 +61,11 @@ def base_image() -> str:
 @pytest.fixture(scope="session")
 def cluster(request: pytest.FixtureRequest) -> Iterator[helpers.Cluster]:
     started_here = False
-    if not helpers.cluster_is_up():
+    external = os.environ.get(EXTERNAL_KUBECONFIG)
+    if external:  # another cluster (e.g. kind in hosted CI): used as it is, never brought up or down here
+        if not Path(external).is_file():
+            pytest.fail(f"{EXTERNAL_KUBECONFIG}={external}: no such kubeconfig file")
+    elif not helpers.cluster_is_up():
         started = time.monotonic()
         proc = helpers.run_cluster_tool("up", capture=True)
         if proc.returncode != 0:
@@ -64,7 +73,7 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[helpers.Cluster]:
         # "started" only when this `up` started it (another session may have done so meanwhile).
         started_here = proc.stdout.strip().splitlines()[-1:] == ["started"]
         print(f"e2e: cluster up after {time.monotonic() - started:.0f}s ({proc.stdout.strip()})", file=sys.stderr)
-    kubeconfig = helpers.kubeconfig_path()
+    kubeconfig = Path(external) if external else helpers.kubeconfig_path()
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig)
     handle = helpers.Cluster.connect(kubeconfig, started_by_session=started_here)

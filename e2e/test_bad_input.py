@@ -12,7 +12,6 @@ Most cases fail before any build or cluster call and take well under a second of
 from __future__ import annotations
 
 import base64
-import importlib.util
 import signal
 import sys
 import time
@@ -346,22 +345,22 @@ def test_runner_account_without_pod_permissions(cluster: helpers.Cluster, namesp
 
 
 # ---- registries ---------------------------------------------------------------------------------------------
-def _registry_module() -> Any:
-    try:  # under Bazel: deps = ["//tools/registry:dok_registry"] (imports = ["."])
-        import dok_registry
+def _registry_container() -> Any:
+    """tools/registry/registry_container.py: a registry container started/removed by testcontainers."""
+    try:  # under Bazel: deps = ["//tools/registry:registry_container"] (imports = ["."])
+        import registry_container
 
-        return dok_registry
+        return registry_container
     except ImportError:
         pass
     for root in (Path(__file__).parent.parent, Path(__file__).resolve().parent.parent):
-        path = root / "tools" / "registry" / "dok_registry.py"
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("dok_e2e_registry", path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules["dok_e2e_registry"] = module
-            spec.loader.exec_module(module)
-            return module
-    pytest.fail("tools/registry/dok_registry.py not found (add //tools/registry to the target's data)")
+        path = root / "tools" / "registry"
+        if (path / "registry_container.py").is_file():
+            sys.path.insert(0, str(path))
+            import registry_container
+
+            return registry_container
+    pytest.fail("tools/registry/registry_container.py not found (add //tools/registry:registry_container)")
 
 
 def test_registry_unreachable(cluster: helpers.Cluster, namespace: str, tmp_path: Path) -> None:
@@ -377,9 +376,7 @@ def test_registry_unreachable(cluster: helpers.Cluster, namespace: str, tmp_path
 
 
 def test_wrong_registry_credentials(cluster: helpers.Cluster, namespace: str, tmp_path: Path) -> None:
-    registry = _registry_module()
-    reg = registry.start(port=0, directory=tmp_path / "registry", user="dok-e2e", password="right-password")
-    try:
+    with _registry_container().running_registry(user="dok-e2e", password="right-password") as reg:
         repo = "dok-e2e-bi-badcreds"
         env = dok_env(cluster, DOK_REGISTRY_USERNAME="dok-e2e", DOK_REGISTRY_PASSWORD="wrong-password")
         started = time.monotonic()
@@ -391,8 +388,6 @@ def test_wrong_registry_credentials(cluster: helpers.Cluster, namespace: str, tm
         assert "credential" in proc.stderr.lower() or "401" in line or "unauthorized" in line.lower(), proc.stderr
         assert took < 60, f"took {took:.1f}s: credentials should be checked before building"
         assert not image_tags(f"{reg.url}/{repo}"), "an image was tagged for a registry we cannot push to"
-    finally:
-        reg.stop()
     assert_nothing_left(cluster, namespace)
 
 

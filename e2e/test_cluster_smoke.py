@@ -165,3 +165,31 @@ def test_job_completes_and_pods_deleted_by_label(cluster: Cluster, namespace: st
     helpers.wait_for("job pods gone", lambda: not helpers.list_by_label(cluster, "pods", labels, namespace=namespace),
                      timeout=90)
     print(f"job pods deleted by label in {time.monotonic() - started:.1f}s")
+
+
+def test_port_forward_through_the_api_server(cluster: Cluster, namespace: str, smoke_image: str) -> None:
+    """dok.kube.PortForward (the dashboard's and the result pick-up's tunnel) against the real API server."""
+    import urllib.request
+
+    from dok.kube import Kube, NotFound, PortForward
+
+    kube = Kube.from_kubeconfig(helpers.kubeconfig_path())
+    cluster.core.create_namespaced_pod(namespace, helpers.pod_manifest(
+        "server", smoke_image, ["python3", "/opt/test/smoke.py", "serve"], ports=[8080]))
+    helpers.wait_pod_ip(cluster.core, namespace, "server")
+    helpers.wait_for("server ready", lambda: any(
+        c.ready for c in (cluster.core.read_namespaced_pod("server", namespace).status.container_statuses or [])),
+        timeout=60)
+    with PortForward(kube, namespace=namespace, pod="server", port=8080) as fwd:
+        bodies = [json.loads(urllib.request.urlopen(fwd.url("/"), timeout=20).read()) for _ in range(3)]
+    assert bodies == [{"server": "server"}] * 3
+    assert fwd.connections == 3 and not fwd.errors
+    # Nothing listens on 9: that connection ends empty and the pod's error channel says why.
+    with PortForward(kube, namespace=namespace, pod="server", port=9) as fwd:
+        with pytest.raises(Exception):
+            urllib.request.urlopen(fwd.url("/"), timeout=20).read()
+        helpers.wait_for("the forward's error", lambda: fwd.errors, timeout=20)
+    print("port 9:", fwd.errors)
+    assert "9" in fwd.errors[0]
+    with pytest.raises(NotFound, match="does not exist"):
+        PortForward(kube, namespace=namespace, pod="nobody", port=8080).start()

@@ -1,4 +1,5 @@
-"""Fixtures for the integration tests: the real dockerd, the local base image, real registries.
+"""Fixtures for the integration tests: the real dockerd, the local base image, real registries (containers
+started by testcontainers, built FROM the base image; Ryuk disabled, each stopped when its fixture ends).
 
 Unit tests never touch these. Images made by a test are removed when it ends (only those it made).
 """
@@ -18,13 +19,13 @@ BASE_IMAGE = os.environ.get("DOK_TEST_BASE_IMAGE", "dok-base:bookworm-py3.11")
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 
-def _import_registry_tool():
+def _import_registry_container():
     try:
-        import dok_registry
+        import registry_container
     except ImportError:
         sys.path.insert(0, str(REPO / "tools" / "registry"))
-        import dok_registry
-    return dok_registry
+        import registry_container
+    return registry_container
 
 
 @pytest.fixture(scope="session")
@@ -125,19 +126,18 @@ def unique_name():
 
 
 @pytest.fixture(scope="session")
-def registry(tmp_path_factory):
-    tool = _import_registry_tool()
-    reg = tool.start(port=0, directory=tmp_path_factory.mktemp("registry"))
-    yield reg
-    reg.stop()
+def registry(base_image):
+    """A registry container (testcontainers; tools/registry/registry_container.py), removed after the session."""
+    with _import_registry_container().running_registry(base_image=base_image) as reg:
+        yield reg
 
 
 @pytest.fixture(scope="session")
-def auth_registry(tmp_path_factory):
-    tool = _import_registry_tool()
-    reg = tool.start(port=0, directory=tmp_path_factory.mktemp("auth-registry"), user="dok", password="s3cret-pw")
-    yield reg
-    reg.stop()
+def auth_registry(base_image):
+    """The same, requiring htpasswd auth (user `dok`)."""
+    with _import_registry_container().running_registry(base_image=base_image, user="dok",
+                                                       password="s3cret-pw") as reg:
+        yield reg
 
 
 @pytest.fixture

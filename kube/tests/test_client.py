@@ -153,7 +153,7 @@ def test_broken_kubeconfig(tmp_path):
 def test_unknown_kind_is_a_programming_error():
     k, _ = kube()
     with pytest.raises(ValueError):
-        k.read("Secret", "ns", "x")
+        k.read("ConfigMap", "ns", "x")
 
 
 def test_not_found_is_usage_exit_code():

@@ -52,6 +52,8 @@ class FakeKube:
         self.deleted_pods: list[str] = []
         self.deleted_jobs: list[str] = []
         self.cleaned = False
+        self.secrets: list[dict] = []          # dok's pull Secrets of the run (by label)
+        self.deleted_secrets: list[str] = []
         self.log_lines = ["hello from the runner", "[dok] scaling to 2 workers"]
         self.job_events = [{"type": "Warning", "reason": "FailedCreate",
                             "message": 'serviceaccount "dok-runner" not found'}]
@@ -84,6 +86,14 @@ class FakeKube:
 
     def stream_pod_log(self, namespace, name, container=None, since_seconds=None):
         yield from self.log_lines
+
+    def list(self, kind, namespace, selector):  # noqa: A003 - the adapter's name
+        return [dict(s) for s in self.secrets] if kind == "Secret" else []
+
+    def delete(self, kind, namespace, name, grace_period_seconds=None):
+        self.secrets = [s for s in self.secrets if s["metadata"]["name"] != name]
+        self.deleted_secrets.append(name)
+        return True
 
     def events(self, namespace, name, kind="Pod", quick=False):
         return list(self.job_events) if kind == "Job" else []

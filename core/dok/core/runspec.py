@@ -149,6 +149,8 @@ class RunSpec:
                                                          default_factory=lambda: _copy(DEFAULT_JOB_RESOURCES))
     secret_env: Mapping[str, str] = setting(kind="json", env=False, default_factory=dict)
     image_pull_secrets: tuple[str, ...] = setting((), kind="json", env=False)
+    # the launcher makes a pull Secret from the registry credentials the build used (dok.launcher.pull_secret)
+    create_pull_secret: bool = setting(False, kind="json", env=False)
     active_deadline_seconds: int | None = setting(None, kind="int", env=False, minimum=1, optional=True)
     # the Job's ttlSecondsAfterFinished: created with the failure TTL, shortened by the runner on success (None: kept)
     ttl_seconds_after_failure: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_FAILURE, kind="int", env=False,
@@ -365,6 +367,12 @@ def _names(name: str, value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise RunSettingError(name, value, "must be true or false")
+    return value
+
+
 def _service_account(name: str, value: str) -> str:
     if not is_dns_subdomain(value):
         raise RunSettingError(name, value, "is not a ServiceAccount name (lowercase letters, digits, '-', '.')")
@@ -393,6 +401,7 @@ _SPECIAL: dict[str, Any] = {
     "resources": _resources,
     "secret_env": _secret_env,
     "image_pull_secrets": _names,
+    "create_pull_secret": _flag,
     "service_account_name": _service_account,
     "node_selector": _string_map,
     "tolerations": _tolerations,

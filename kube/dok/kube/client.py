@@ -201,14 +201,15 @@ class Kube:
     def _api(self, verb: str, kind: str) -> Callable[..., Any]:
         apis = {"Job": (self.batch, "job"), "Pod": (self.core, "pod"),
                 "ServiceAccount": (self.core, "service_account"), "Role": (self.rbac, "role"),
-                "RoleBinding": (self.rbac, "role_binding"), "Event": (self.core, "event")}
+                "RoleBinding": (self.rbac, "role_binding"), "Event": (self.core, "event"),
+                "Secret": (self.core, "secret")}
         if kind not in apis:
             raise ValueError(f"dok.kube does not handle kind {kind!r}")
         api, noun = apis[kind]
         return getattr(api, f"{verb}_namespaced_{noun}")
 
     def create(self, manifest: Mapping[str, Any]) -> Obj:
-        """Create a Job, Pod, ServiceAccount, Role or RoleBinding from its manifest. A retried create whose
+        """Create a Job, Pod, ServiceAccount, Role, RoleBinding or Secret from its manifest. A retried create whose
         first attempt landed ends in Conflict: callers that know the object is theirs treat that as success."""
         kind, ns, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         return self.request(f"create {kind} {ns}/{name}", self._api("create", kind), ns, dict(manifest))
@@ -259,6 +260,18 @@ class Kube:
         body = self.request(f"list events of {kind} {namespace}/{name}", self.core.list_namespaced_event, namespace,
                             field_selector=f"involvedObject.kind={kind},involvedObject.name={name}", quick=quick)
         return list(body.get("items") or [])
+
+    # -- port-forward -------------------------------------------------------------------------------------
+    def open_port_forward(self, namespace: str, pod: str, port: int) -> Any:
+        """One port-forward stream to `port` of `pod` through the API server: an object with `socket(port)`
+        (a socket relayed to the pod's port) and `error(port)`; see `dok.kube.portforward.PortForward`."""
+        from kubernetes.stream import portforward
+
+        action = f"port-forward to pod {namespace}/{pod}:{port}"
+        try:
+            return portforward(self.core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
+        except Exception as exc:  # noqa: BLE001 - translated
+            raise translate(exc, action=action, host=self.host, hints=self.hints) from exc
 
     # -- logs -------------------------------------------------------------------------------------------
     def pod_log(self, namespace: str, name: str, *, container: str | None = None, tail_lines: int | None = None,

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fail the run when a worker pod cannot start within this time (default 120)")
     run.add_argument("--secret-env", action="append", default=[], metavar="NAME=SECRET:KEY",
                      help="environment variable from a Kubernetes Secret (job and worker pods); repeatable")
+    run.add_argument("--create-pull-secret", action="store_true",
+                     help="create the run's image pull Secret from the registry credentials of the build "
+                          "($DOK_REGISTRY_USERNAME/PASSWORD or docker login); deleted with the run")
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="stop waiting after this long")
     teardown = run.add_mutually_exclusive_group()
     teardown.add_argument("--rm", action="store_true",

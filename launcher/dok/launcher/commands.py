@@ -226,7 +226,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
                      image=env_image, active_deadline_seconds=args.active_deadline,
                      **ttl_settings(args),
-                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out)
+                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
+                     create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out)
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")

@@ -25,6 +25,7 @@ from dok.core.names import PROGRESS_MARK, WORKER_LOG_MARK
 from dok.kube import RetryPolicy, created_text, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 
+from . import pull_secret
 from .exceptions import ApiUnavailable, ClusterUnreachable, RunNotFound
 from .follow import LogFollower
 from .kube import Kube
@@ -321,7 +322,8 @@ class RunHandle:
                 if not pod.deleting or done:
                     self.kube.delete_pod(self.namespace, pod.name,
                                          grace_period_seconds=0 if done else grace_period_seconds)
-            return [f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods]
+            secrets = pull_secret.sweep(self.kube, self.namespace, self.selector)  # dok's own pull Secret
+            return [f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods] + secrets
 
         remaining = kube_retry.poll(sweep, done=lambda left: not left, timeout=timeout, interval=0.5)
         self._cleaned = not remaining

@@ -5,7 +5,8 @@ up (runner RBAC; see `prepare.py`), builds the Job manifest from the environment
 arguments (explicit arguments win), creates it, and returns a handle; `handle.wait()` returns the flow's
 State. Nothing here blocks on the run itself. When the cluster drops a requested ttlSecondsAfterFinished
 (Kubernetes 1.20 without the TTLAfterFinished gate), the run proceeds with a `TTLIgnoredWarning`, also
-kept in `handle.warnings` (the CLI prints it as one line).
+kept in `handle.warnings` (the CLI prints it as one line). With `create_pull_secret=True` the run's own
+image pull Secret is made first from the build's registry credentials (`pull_secret.py`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from dok.core.labels import new_identifier
 from dok.core.runspec import RunSpec
 
+from . import pull_secret
 from .exceptions import ConfigError, TTLIgnoredWarning, UsageError
 from .handle import RunHandle
 from .kube import Kube
@@ -81,19 +83,38 @@ def run_spec_for(env: DaskOnKubernetesEnvironment, *, identifier: str, namespace
 def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] | None = None,
             identifier: str | None = None, namespace: str | None = None, flow_name: str | None = None,
             kube: Kube | None = None, kubeconfig: str | None = None, setup: bool = True,
-            check_permissions: bool = True, out: TextIO | None = None, **settings: Any) -> RunHandle:
+            check_permissions: bool = True, out: TextIO | None = None,
+            registry_credentials: pull_secret.RegistryCredentials | None = None, **settings: Any) -> RunHandle:
     """Create the run's Job and return its handle (`.identifier`, `.wait() -> State`, `.cancel()`,
     `.cleanup()`). `settings`: any `RunSpec` setting (min_workers, max_workers, worker_start_timeout,
     worker_resources, resources, active_deadline_seconds, ttl_seconds_after_failure, image_pull_secrets,
-    service_account_name, node_selector, tolerations, secret_env, image_pull_policy, image, …)."""
+    service_account_name, node_selector, tolerations, secret_env, image_pull_policy, image, create_pull_secret,
+    …). `registry_credentials`: for `create_pull_secret` (default: those the builder reads, see pull_secret)."""
     kube = kube or Kube.connect(kubeconfig=kubeconfig)
     ns = resolve_namespace(namespace, env, kube)
     ttl_requested = settings.get("ttl_seconds_after_failure") is not None  # not just the default
     spec = run_spec_for(env, identifier=identifier or new_identifier(), namespace=ns, parameters=parameters,
                         flow_name=flow_name, **settings)
+    secret = None
+    if spec.create_pull_secret:
+        credentials = pull_secret.resolve_credentials(str(spec.image), given=registry_credentials)
+        secret = pull_secret.pull_secret_manifest(spec, credentials)
+        spec = pull_secret.with_pull_secret(spec)
+        if check_permissions:
+            pull_secret.check_rights(kube, ns)
+    manifest = job_manifest(spec)
     if setup and spec.service_account_name == RUNNER_NAME:
         run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions)
-    created = kube.create(job_manifest(spec))
+    if secret is not None:
+        pull_secret.create(kube, secret)
+    try:
+        created = kube.create(manifest)
+    except BaseException:
+        if secret is not None:
+            pull_secret.discard(kube, secret)
+        raise
+    if secret is not None:
+        pull_secret.adopt(kube, secret, created)
     handle = RunHandle(kube=kube, identifier=spec.identifier, namespace=ns, job_name=job_name_of(spec),
                        flow_name=spec.flow_name, out=out)
     dropped = ttl_dropped(spec, created) if ttl_requested else None

@@ -1,7 +1,10 @@
 """The `kind` provider (users' laptops, hosted CI): create or reuse the kind cluster `dok`, load images.
 
 Chosen automatically when a `kind` binary and a kind node image (kindest/node) are available. It keeps
-its kubeconfig in the state directory, so it never touches ~/.kube/config.
+its kubeconfig in the state directory, so it never touches ~/.kube/config. Every `kind`/`kubectl` command
+line is built by a pure function below (`create_command`, …; unit-tested in tests/test_kind.py); the
+functions after them only run those commands. Hosted CI uses this provider:
+.github/workflows/e2e-kind.yml.
 """
 
 from __future__ import annotations
@@ -28,16 +31,48 @@ def node_image() -> str | None:
     return images[0] if images else None
 
 
+# -- command lines (pure) ---------------------------------------------------------------------------------
+def create_command(*, cluster: str = CLUSTER, image: str | None = None, wait: str = "180s") -> list[str]:
+    """`kind create cluster`, waiting for the control plane; `image`: the kindest/node image (its version is
+    the Kubernetes version)."""
+    return ["kind", "create", "cluster", "--name", cluster, "--wait", wait, *(["--image", image] if image else [])]
+
+
+def delete_command(*, cluster: str = CLUSTER) -> list[str]:
+    return ["kind", "delete", "cluster", "--name", cluster]
+
+
+def get_clusters_command() -> list[str]:
+    return ["kind", "get", "clusters"]
+
+
+def kubeconfig_command(*, cluster: str = CLUSTER) -> list[str]:
+    """Prints the cluster's kubeconfig (written to the state dir, never merged into ~/.kube/config)."""
+    return ["kind", "get", "kubeconfig", "--name", cluster]
+
+
+def load_image_command(image: str, *, cluster: str = CLUSTER) -> list[str]:
+    """Copies a local docker image into every node (pods then use it with imagePullPolicy Never/IfNotPresent)."""
+    return ["kind", "load", "docker-image", image, "--name", cluster]
+
+
+def nodes_ready_command(kubeconfig: Path | str, *, timeout: str = "180s") -> list[str]:
+    """`kubectl wait` until every node is Ready (kind's --wait covers the control plane only)."""
+    return ["kubectl", "--kubeconfig", str(kubeconfig), "wait", "--for=condition=Ready", "nodes", "--all",
+            f"--timeout={timeout}"]
+
+
+# -- running them ------------------------------------------------------------------------------------------
 def available() -> bool:
     return shutil.which("kind") is not None and node_image() is not None
 
 
-def _kind(*args: str, capture: bool = False) -> str:
-    if shutil.which("kind") is None:
-        raise ClusterError("no `kind` binary on PATH", hint="install kind, or use --provider local")
-    proc = subprocess.run(["kind", *args], capture_output=capture, text=True, check=False)
+def _run(command: list[str], *, capture: bool = False) -> str:
+    if shutil.which(command[0]) is None:
+        raise ClusterError(f"no `{command[0]}` binary on PATH", hint="install it, or use --provider local")
+    proc = subprocess.run(command, capture_output=capture, text=True, check=False)
     if proc.returncode != 0:
-        raise ClusterError(f"`kind {' '.join(args)}` failed" + (f": {proc.stderr.strip()}" if capture else ""))
+        raise ClusterError(f"`{' '.join(command)}` failed" + (f": {proc.stderr.strip()}" if capture else ""))
     return proc.stdout if capture else ""
 
 
@@ -46,7 +81,7 @@ def _kubeconfig_path(paths: Paths) -> Path:
 
 
 def exists() -> bool:
-    return shutil.which("kind") is not None and CLUSTER in _kind("get", "clusters", capture=True).split()
+    return shutil.which("kind") is not None and CLUSTER in _run(get_clusters_command(), capture=True).split()
 
 
 def up(paths: Paths) -> bool:
@@ -55,19 +90,20 @@ def up(paths: Paths) -> bool:
     if not created:
         say(f"kind cluster {CLUSTER} exists; reusing it")
     else:
-        image = node_image()
-        _kind("create", "cluster", "--name", CLUSTER, "--wait", "180s", *(["--image", image] if image else []))
+        _run(create_command(image=node_image()))
     paths.state.mkdir(parents=True, exist_ok=True)
     target = _kubeconfig_path(paths)
-    target.write_text(_kind("get", "kubeconfig", "--name", CLUSTER, capture=True))
+    target.write_text(_run(kubeconfig_command(), capture=True))
     os.chmod(target, 0o600)
+    if shutil.which("kubectl"):
+        _run(nodes_ready_command(target))
     say(f"kind cluster {CLUSTER} up; kubeconfig: {target}")
     return created
 
 
 def down(paths: Paths) -> None:
     if exists():
-        _kind("delete", "cluster", "--name", CLUSTER)
+        _run(delete_command())
     _kubeconfig_path(paths).unlink(missing_ok=True)
     say(f"kind cluster {CLUSTER} deleted")
 
@@ -87,4 +123,4 @@ def kubeconfig(paths: Paths) -> Path:
 
 
 def load_image(paths: Paths, image: str) -> None:
-    _kind("load", "docker-image", image, "--name", CLUSTER)
+    _run(load_image_command(image))
