@@ -1,4 +1,4 @@
-"""e2e: nothing with a run's identifier label (Job, job pod, worker pods) remains within 60 s after:
+"""e2e: nothing with a run's identifier label (Job, job pod, worker pods) remains within 60 s after (`dok run --rm`):
 a successful run; a failing task; `dok cancel`; Ctrl-C (SIGINT) of `dok run`; deleting the job pod by
 hand (which `dok run` reports as an infrastructure error, exit 3)."""
 
@@ -71,13 +71,13 @@ def running_job_pod(cluster: helpers.Cluster, namespace: str, bg: Background, *,
 
 # ---- tests -------------------------------------------------------------------------------------------------
 def test_nothing_left_after_success(cluster, namespace, tmp_path):
-    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--max-workers", "2")
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--max-workers", "2", "--rm")
     assert proc.returncode == 0
     wait_gone(cluster, namespace, identifier_of(proc.stderr))
 
 
 def test_nothing_left_after_failing_task(cluster, namespace, tmp_path):
-    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace)
+    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace, "--rm")
     assert proc.returncode == 1
     assert "cleanup test failure" in proc.stdout
     wait_gone(cluster, namespace, identifier_of(proc.stderr))

@@ -46,7 +46,7 @@ def faults_image(cluster: helpers.Cluster, tmp_path_factory: pytest.TempPathFact
 
 
 def run_args(faults_image: dict[str, str], namespace: str, *extra: str, n: int = 8, delay: float = 2.0) -> list[str]:
-    return ["run", faults_image["path"], "--image", faults_image["image"], "-n", namespace,
+    return ["run", faults_image["path"], "--image", faults_image["image"], "-n", namespace, "--rm",
             "--param", f"n={n}", "--param", f"delay={delay}", *extra]
 
 

@@ -66,7 +66,7 @@ def test_build_execute_wait_from_python(cluster, namespace, monkeypatch):
     lines: list[str] = []
     handle = env.execute(parameters={"n": 6})
     assert handle.identifier
-    state = handle.wait(on_line=lines.append)
+    state = handle.wait(on_line=lines.append, cleanup=True)  # the library's --rm
     assert state.is_successful(), state
     assert "55" in str(state.result)  # 0+1+4+9+16+25
     assert greeting_value in str(state.result), state.result  # the Secret's value, read on a worker

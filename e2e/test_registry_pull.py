@@ -120,7 +120,7 @@ def test_the_image_is_pulled_through_the_runs_own_pull_secret(cluster, namespace
 
     env = dok_env(cluster, DOK_REGISTRY_USERNAME=REG_USER, DOK_REGISTRY_PASSWORD=REG_PASSWORD)
     run = Background(cluster, "run", flow_path, "--image", pushed_image, "-n", namespace, "--max-workers", "2",
-                     "--create-pull-secret", env=env)
+                     "--create-pull-secret", "--rm", env=env)
     try:
         identifier = run.wait_identifier()
         sel = {IDENT_LABEL: identifier}

@@ -63,7 +63,7 @@ with Flow("e2e-failing") as flow:
 # ---- helpers (kept in this file: Bazel runs each e2e file as its own target) -----------------------------
 # ---- tests -------------------------------------------------------------------------------------------------
 def test_success_exits_0_and_prints_result(cluster, namespace, tmp_path):
-    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--param", "n=5",
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--rm", "--param", "n=5",
                "--max-workers", "2")
     assert proc.returncode == 0
     assert "Success" in proc.stdout
@@ -73,7 +73,7 @@ def test_success_exits_0_and_prints_result(cluster, namespace, tmp_path):
 
 
 def test_failing_task_exits_1_and_prints_error(cluster, namespace, tmp_path):
-    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace)
+    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace, "--rm")
     assert proc.returncode == 1
     assert "explode" in proc.stdout
     assert "ValueError: boom 42" in proc.stdout
@@ -85,7 +85,7 @@ def test_missing_image_exits_3_with_pull_error(cluster, namespace, tmp_path):
     # A registry address on this machine where nothing listens: the pull fails at once, no traffic leaves.
     image = "127.0.0.1:1/dok-e2e-missing:nope"
     start = time.monotonic()
-    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--image", image, timeout=180)
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--rm", "--image", image, timeout=180)
     elapsed = time.monotonic() - start
     assert proc.returncode == 3
     assert elapsed < 120, f"took {elapsed:.0f} s"

@@ -123,7 +123,7 @@ def test_pods_are_restricted_and_secrets_come_from_secret_refs(cluster: helpers.
     cluster.core.create_namespaced_secret(namespace, {"metadata": {"name": "e2e-creds"},
                                                       "stringData": {"token": value}})
     bg = Background(cluster, "run", security_image["path"], "--image", security_image["image"], "-n", namespace,
-                    "--max-workers", "2", "--secret-env", "E2E_SECRET_VALUE=e2e-creds:token")
+                    "--rm", "--max-workers", "2", "--secret-env", "E2E_SECRET_VALUE=e2e-creds:token")
     try:
         ident = bg.wait_identifier()
         job_pod, workers = wait_running(cluster, namespace, ident, workers=1, bg=bg)
@@ -237,8 +237,11 @@ def test_runner_role_is_least_privilege(cluster: helpers.Cluster, namespace: str
     # the Role is namespaced and nothing cluster-wide is bound to the account
     role = cluster.rbac.read_namespaced_role("dok-runner", namespace)
     granted = {(g, r, v) for rule in role.rules for g in rule.api_groups for r in rule.resources for v in rule.verbs}
-    assert all(g == "" and r in ("pods", "pods/log", "events") for g, r, _ in granted), granted
-    assert not [v for _, _, v in granted if v in ("*", "update", "patch", "escalate", "bind", "impersonate")]
+    assert all((g == "" and r in ("pods", "pods/log", "events")) or (g, r) == ("batch", "jobs")
+               for g, r, _ in granted), granted
+    assert {v for g, _, v in granted if g == "batch"} == {"get", "patch"}  # its Job's TTL after a success
+    assert not [v for g, _, v in granted if v in ("*", "update", "escalate", "bind", "impersonate")
+                or (v == "patch" and g != "batch")]
     for crb in cluster.rbac.list_cluster_role_binding().items:
         for subject in crb.subjects or []:
             assert not (subject.kind == "ServiceAccount" and subject.name == "dok-runner"
@@ -306,7 +309,8 @@ def test_swapped_bundle_is_refused(cluster: helpers.Cluster, namespace: str, tmp
     env = dict(e.split("=", 1) for e in docker.from_env().images.get(tampered).attrs["Config"]["Env"])
     assert env.get("DOK_BUNDLE_SHA256") and env["DOK_BUNDLE_SHA256"] != info.sha256
     started = time.monotonic()
-    proc = dok(cluster, "run", security_image["path"], "--image", tampered, "-n", namespace, "--max-workers", "1",
+    proc = dok(cluster, "run", security_image["path"], "--image", tampered, "-n", namespace, "--rm",
+               "--max-workers", "1",
                timeout=300)
     took = time.monotonic() - started
     text = proc.stdout + proc.stderr

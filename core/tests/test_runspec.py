@@ -17,14 +17,15 @@ def full() -> RunSpec:
                    parameters={"n": 10, "xs": [1, 2]}, min_workers=1, max_workers=4, worker_start_timeout=45,
                    worker_resources={"limits": {"cpu": "1"}}, worker_nthreads=2, image_pull_policy="Never",
                    resources={"requests": {"memory": "1Gi"}}, secret_env={"DB": "db-creds/password"},
-                   image_pull_secrets=["regcred"], active_deadline_seconds=600, ttl_seconds_after_finished=None,
+                   image_pull_secrets=["regcred"], active_deadline_seconds=600, ttl_seconds_after_failure=None,
                    node_selector={"disk": "ssd"}, tolerations=[{"key": "k", "operator": "Exists"}])
 
 
 def test_defaults() -> None:
     spec = RunSpec()
     assert (spec.min_workers, spec.max_workers, spec.namespace, spec.worker_start_timeout) == (0, 1, None, 120.0)
-    assert spec.ttl_seconds_after_finished == 3600 and spec.scheduler_port == 8786
+    assert spec.ttl_seconds_after_failure == 86400 and spec.ttl_seconds_after_success == 600
+    assert spec.scheduler_port == 8786
     assert RunSpec().identifier != spec.identifier  # a fresh identifier per run
 
 

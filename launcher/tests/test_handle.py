@@ -37,13 +37,24 @@ def ok_message():
     return encode_summary(st)
 
 
-def test_success_state_decoded_and_cleaned_up():
-    kube = FakeKube([
+def _three_polls():
+    return FakeKube([
         ([job()], [pod("p", phase="Pending")]),
         ([job()], [pod("p", phase="Running"), pod("w1", component="worker", phase="Running")]),
         ([job()], [pod("p", phase="Succeeded", terminated={"message": ok_message()})]),
     ])
-    state, lines, h = wait(kube)
+
+
+def test_finished_run_is_kept_until_its_ttl_by_default():
+    kube = _three_polls()
+    state, _, _ = wait(kube)
+    assert state.is_successful()
+    assert not kube.deleted_jobs and not kube.cleaned  # the Job and job pod stay for logs/status (TTL)
+
+
+def test_success_state_decoded_and_cleaned_up():
+    kube = _three_polls()
+    state, lines, h = wait(kube, cleanup=True)  # `dok run --rm`
     assert state.is_successful()
     assert "total" in str(state.result)
     assert kube.deleted_jobs and kube.cleaned  # cleaned up
@@ -238,3 +249,13 @@ def test_copied_worker_lines_are_shown_only_when_asked():
     for line in ["[dok 1.0s] scaling: ...", "[worker w-1] printed by a task", "task inc[0]: SUCCESS"]:
         job_only(line)
     assert seen == ["[dok 1.0s] scaling: ...", "task inc[0]: SUCCESS"]
+
+
+def test_progress_records_are_hidden_from_plain_output():
+    from dok.launcher.handle import _without_progress_records
+
+    seen: list[str] = []
+    plain = _without_progress_records(seen.append)
+    for line in ['[dok-progress] {"t":1}', "[dok 1.0s] scaling: ...", '[dok 2.0s] [dok-progress] {"t":2}']:
+        plain(line)
+    assert seen == ["[dok 1.0s] scaling: ..."]

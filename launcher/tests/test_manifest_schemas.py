@@ -21,7 +21,7 @@ NS = "team-a"
 # Every optional Job field set at once, and each on its own (the variants the launcher can produce).
 EVERYTHING: dict[str, Any] = {
     "active_deadline_seconds": 3600,
-    "ttl_seconds_after_finished": 120,
+    "ttl_seconds_after_failure": 120,
     "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
     "worker_resources": {"requests": {"cpu": "1"}, "limits": {"memory": "4Gi"}},
     "worker_nthreads": 2,
@@ -58,7 +58,7 @@ EVERYTHING: dict[str, Any] = {
 VARIANTS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "everything": EVERYTHING,
-    "no-ttl": {"ttl_seconds_after_finished": None},
+    "no-ttl": {"ttl_seconds_after_failure": None},
     "no-resources": {"resources": {}, "worker_resources": {}},
     **{name: {name: value} for name, value in EVERYTHING.items()},
 }

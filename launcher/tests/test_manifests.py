@@ -33,7 +33,7 @@ def env_of(job):
 
 
 def test_job_shape():
-    job = m.job_manifest(spec(active_deadline_seconds=600, ttl_seconds_after_finished=300))
+    job = m.job_manifest(spec(active_deadline_seconds=600, ttl_seconds_after_failure=300))
     assert job["apiVersion"] == "batch/v1" and job["kind"] == "Job"
     assert job["metadata"]["namespace"] == "team-a"
     assert job["spec"]["backoffLimit"] == 0
@@ -52,8 +52,8 @@ def test_job_shape():
 def test_optional_fields_absent_by_default():
     job = m.job_manifest(spec())
     assert "activeDeadlineSeconds" not in job["spec"]
-    assert job["spec"]["ttlSecondsAfterFinished"] == 3600  # RunSpec's default: finished Jobs go even without dok
-    assert "ttlSecondsAfterFinished" not in m.job_manifest(spec(ttl_seconds_after_finished=None))["spec"]
+    assert job["spec"]["ttlSecondsAfterFinished"] == 86400  # the failure TTL; the runner shortens it on success
+    assert "ttlSecondsAfterFinished" not in m.job_manifest(spec(ttl_seconds_after_failure=None))["spec"]
     ps = pod_spec(job)
     for key in ("imagePullSecrets", "nodeSelector", "tolerations"):
         assert key not in ps
@@ -141,7 +141,8 @@ def test_rbac_least_privilege():
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
                for v in rule["verbs"]}
     assert granted == {("", "pods", v) for v in ("create", "get", "list", "watch", "delete")} | {
-        ("", "pods/log", "get"), ("", "events", "list"), ("", "events", "watch")}
+        ("", "pods/log", "get"), ("", "events", "list"), ("", "events", "watch"),
+        ("batch", "jobs", "get"), ("batch", "jobs", "patch")}  # its own Job's TTL, shortened after a success
     assert not any("*" in x for g in granted for x in g)
     assert "secrets" not in {r for _, r, _ in granted}
     assert role["kind"] == "Role"  # namespaced, never ClusterRole
@@ -156,6 +157,8 @@ def test_missing_rules():
     lacking = m.missing_rules([{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}])
     assert "create pods" in lacking and "delete pods" in lacking and "get pods/log" in lacking
     assert m.missing_rules(None)
+    old_role = [r for r in m.role_manifest("ns")["rules"] if r["apiGroups"] != ["batch"]]
+    assert m.missing_rules(old_role) == ["get jobs", "patch jobs"]  # `dok setup` updates a Role made before
 
 
 @pytest.mark.parametrize("flow,ident", [("fanout", ID), ("A" * 200, ID), ("---", "x"), ("Ünïcode flow", ID)])

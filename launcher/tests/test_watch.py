@@ -86,6 +86,22 @@ def test_ended_without_state_quotes_the_log():
     assert "last log lines: line 1 | line 2" in decision.error.message
     followed = policy().decide(view(killed, log_lines=("a", "b"), log_tail="unused"), 5.0).error
     assert followed.message.endswith("last log lines: a | b")
+    assert "cause: OOMKilled: over its memory limit" in followed.message  # named, with what to do
+
+
+def test_job_pod_preempted_or_evicted_is_named():
+    p = policy()
+    assert p.decide(view(pod("p", phase="Running")), 1.0).error is None
+    preempted = pod("p", phase="Running", deleting=True)
+    preempted["status"]["conditions"].append({"type": "DisruptionTarget", "status": "True",
+                                              "reason": "PreemptionByScheduler", "message": "by pod vip-0"})
+    error = p.decide(view(preempted), 2.0).error
+    assert isinstance(error, PodLost) and "cause: Preempted: by pod vip-0" in error.message
+    evicted = pod("p", phase="Failed")
+    evicted["status"].update(reason="Evicted", message="The node was low on resource: memory.")
+    evicted["status"]["containerStatuses"] = []
+    error = policy().decide(view(evicted), 2.0).error
+    assert isinstance(error, PodLost) and "cause: Evicted: The node was low on resource: memory." in error.message
 
 
 def test_pod_deleted_by_someone_names_the_job_failure():

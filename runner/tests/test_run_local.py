@@ -91,6 +91,11 @@ def test_success_exit_0_summary_and_no_leftovers(tmp_path):
     assert decoded.is_successful()
     assert "task slow_square[3]: SUCCESS" in log or "slow_square[3]" in log, log
     assert "scaling: requested worker" in log and "finished: SUCCESS (exit code 0)" in log
+    from dok.core.progress import parse_record
+
+    records = [r for r in map(parse_record, log.splitlines()) if r is not None]
+    assert records and records[-1].final, log  # the launcher's progress view is fed from the job log
+    assert records[-1].groups["slow_square"] == {"success": 8}, records[-1]
     assert backend.alive() == [] and backend.procs == {}
 
 

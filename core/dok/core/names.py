@@ -29,6 +29,7 @@ __all__ = [
     "MAX_IMAGE_NAME",
     "RESERVED_ENV_PREFIX",
     "RUNNER_MODULE",
+    "PROGRESS_MARK",
     "WORKER_LOG_MARK",
     "SCHEDULER_PORT",
     "DASHBOARD_PORT",
@@ -56,6 +57,7 @@ DASHBOARD_PORT = 8787                       # its dashboard (bokeh), reached wit
 RUNNER_MODULE = "dok.runner"                # the job pod runs `python -m dok.runner BUNDLE_PATH`
 RESERVED_ENV_PREFIX = "DOK_"                # environment variables dok sets; users may not
 WORKER_LOG_MARK = "[worker "                # job-pod log lines copied from a worker: "[worker NAME] line"
+PROGRESS_MARK = "[dok-progress] "          # job-pod log lines with a JSON progress record (runner → launcher)
 
 # -- grammars ------------------------------------------------------------------------------------------------
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

@@ -41,7 +41,9 @@ from .resources import DEFAULT_JOB_RESOURCES, DEFAULT_WORKER_RESOURCES, is_quant
 __all__ = [
     "DEFAULT_JOB_RESOURCES",
     "DEFAULT_RESULT_PICKUP_TIMEOUT",
+    "DEFAULT_TTL_SECONDS_AFTER_FAILURE",
     "DEFAULT_TTL_SECONDS_AFTER_FINISHED",
+    "DEFAULT_TTL_SECONDS_AFTER_SUCCESS",
     "DEFAULT_WORKER_RESOURCES",
     "DEFAULT_WORKER_START_TIMEOUT",
     "ENV_PREFIX",
@@ -60,9 +62,13 @@ DEFAULT_WORKER_DEATH_TIMEOUT = 60.0
 # Without a result location, the finished runner of an attached run keeps serving the results this long for
 # `dok run` / `RunHandle.wait()` to fetch over a port-forward, then exits.
 DEFAULT_RESULT_PICKUP_TIMEOUT = 60.0
-# A finished Job (and its pod) is deleted this long after it ends, even when no `dok` is around to clean up
-# (e.g. `dok run` was killed, or --detach): the TTL controller's job (Kubernetes >= 1.21, or the gate).
-DEFAULT_TTL_SECONDS_AFTER_FINISHED = 3600
+# A finished Job and its job pod (the job log with the copied worker logs, the final State) stay for `dok logs`,
+# `dok status` after the run, then the TTL controller deletes them (Kubernetes >= 1.21, or the gate), even when
+# no `dok` is around. The Job is created with the failure TTL (also what a killed runner leaves); the runner
+# shortens it to the success TTL when the flow succeeds. Worker pods are deleted as soon as the flow ends.
+DEFAULT_TTL_SECONDS_AFTER_SUCCESS = 600        # 10 min: enough to read the logs and the State
+DEFAULT_TTL_SECONDS_AFTER_FAILURE = 24 * 3600  # 24 h: time to investigate
+DEFAULT_TTL_SECONDS_AFTER_FINISHED = DEFAULT_TTL_SECONDS_AFTER_FAILURE  # the TTL the Job is created with
 RUNNER_SERVICE_ACCOUNT = "dok-runner"  # the job pod's ServiceAccount (and its Role and RoleBinding)
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 
@@ -147,6 +153,9 @@ class RunSpec:
     result_pickup_timeout: float | None = setting(None, kind="float", minimum=0, optional=True)
     # which results the flow's State carries: the reference (terminal) tasks' ("reference"), or every task's ("all")
     result_fetch: str = setting("reference", kind="str", choices=("reference", "all"))
+    # the finished Job's TTL after a success: the runner patches its Job to it (dok.runner.teardown)
+    ttl_seconds_after_success: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_SUCCESS, kind="int", minimum=0,
+                                                    optional=True)
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,
@@ -156,8 +165,9 @@ class RunSpec:
     # the launcher makes a pull Secret from the registry credentials the build used (dok.launcher.pull_secret)
     create_pull_secret: bool = setting(False, kind="json", env=False)
     active_deadline_seconds: int | None = setting(None, kind="int", env=False, minimum=1, optional=True)
-    ttl_seconds_after_finished: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_FINISHED, kind="int", env=False,
-                                                     minimum=0, optional=True)
+    # the Job's ttlSecondsAfterFinished: created with the failure TTL, shortened by the runner on success (None: kept)
+    ttl_seconds_after_failure: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_FAILURE, kind="int", env=False,
+                                                    minimum=0, optional=True)
     service_account_name: str = setting(RUNNER_SERVICE_ACCOUNT, kind="str", env=False)
     node_selector: Mapping[str, str] | None = setting(None, kind="json", env=False, optional=True)
     tolerations: tuple[Mapping[str, Any], ...] = setting((), kind="json", env=False)

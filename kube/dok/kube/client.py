@@ -236,6 +236,10 @@ class Kube:
         kind, ns, name = manifest["kind"], manifest["metadata"]["namespace"], manifest["metadata"]["name"]
         return self.request(f"update {kind} {ns}/{name}", self._api("replace", kind), name, ns, dict(manifest))
 
+    def patch(self, kind: str, namespace: str, name: str, body: Mapping[str, Any]) -> Obj | None:
+        """Merge `body` into the object (e.g. {"spec": {"ttlSecondsAfterFinished": 600}}); None when it is gone."""
+        return self._or_none(f"patch {kind} {namespace}/{name}", self._api("patch", kind), name, namespace, dict(body))
+
     def delete(self, kind: str, namespace: str, name: str, *, grace_period_seconds: int | None = None) -> bool:
         """Delete (dependents in the background); False when it was already gone (404 counts as done)."""
         body: Obj = {"propagationPolicy": "Background"}

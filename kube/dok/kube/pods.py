@@ -77,6 +77,8 @@ class PodSnapshot:
     failed_event: str = ""              # the kubelet's last "Failed" event (the registry's error for pulls)
     warnings: tuple[str, ...] = ()      # "reason: message" of its Warning events, oldest first
     containers_ran: bool = False        # some container runs, ran, or terminated before
+    disruption_reason: str | None = None  # the DisruptionTarget condition's reason (PreemptionByScheduler, …)
+    disruption_message: str = ""
 
     @property
     def waiting_reason(self) -> str | None:
@@ -126,7 +128,11 @@ def pod_snapshot(pod: Mapping[str, Any], *, container: str | None = None,
     if image is None:
         image = next((c.get("image") for c in spec.get("containers") or []), None)
     unschedulable_reason, unschedulable_message = None, ""
+    disruption_reason, disruption_message = None, ""
     for cond in status.get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            disruption_reason = cond.get("reason") or "DisruptionTarget"
+            disruption_message = (cond.get("message") or "").strip()
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False":
             unschedulable_reason = cond.get("reason") or "Unschedulable"
             unschedulable_message = (cond.get("message") or "").strip()
@@ -145,4 +151,4 @@ def pod_snapshot(pod: Mapping[str, Any], *, container: str | None = None,
         message=(status.get("message") or "").strip(), container=main, image=image,
         unschedulable_reason=unschedulable_reason, unschedulable_message=unschedulable_message,
         failed_event=str(failed[-1].get("message")).strip() if failed else "", warnings=warnings,
-        containers_ran=ran)
+        containers_ran=ran, disruption_reason=disruption_reason, disruption_message=disruption_message)

@@ -111,7 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", metavar="REF", help="use this already built image instead of building")
     run.add_argument("--active-deadline", type=_seconds, metavar="SECONDS", help="Job activeDeadlineSeconds")
     run.add_argument("--ttl", type=_seconds, metavar="SECONDS",
-                     help="delete the finished Job this long after it ends, even without dok (default 3600)")
+                     help="keep the finished Job and job pod (logs, State) this long whatever the outcome")
+    run.add_argument("--ttl-success", type=_seconds, metavar="SECONDS",
+                     help="keep the finished Job and job pod this long after a success (default 600)")
+    run.add_argument("--ttl-failure", type=_seconds, metavar="SECONDS",
+                     help="keep the finished Job and job pod this long after a failure (default 86400)")
     run.add_argument("--worker-start-timeout", type=_seconds, metavar="SECONDS",
                      help="fail the run when a worker pod cannot start within this time (default 120)")
     run.add_argument("--secret-env", action="append", default=[], metavar="NAME=SECRET:KEY",
@@ -120,8 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="create the run's image pull Secret from the registry credentials of the build "
                           "($DOK_REGISTRY_USERNAME/PASSWORD or docker login); deleted with the run")
     run.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="stop waiting after this long")
-    run.add_argument("--keep", action="store_true", help="do not delete the Job and pods after the run")
-    run.add_argument("-q", "--quiet", action="store_true", help="no log streaming, just the final State")
+    teardown = run.add_mutually_exclusive_group()
+    teardown.add_argument("--rm", action="store_true",
+                          help="delete the Job and job pod at once when the run ends (default: they stay until "
+                               "their TTL, for `dok logs`/`dok status`; worker pods go at once either way)")
+    teardown.add_argument("--keep", action="store_true",
+                          help="do not delete anything when the run ends or fails to start (the TTL still applies)")
+    run.add_argument("-q", "--quiet", action="store_true", help="no progress or log streaming, just the final State")
     podflags.add_arguments(run)
     dash = run.add_mutually_exclusive_group()
     dash.add_argument("--dashboard", action="store_true",

@@ -249,7 +249,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         flow_name = env.flow_name or loaded.flow.name
     # The worker bounds and the namespace are in `env` already (make_env); the rest are run settings.
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
-                     image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
+                     image=env_image, active_deadline_seconds=args.active_deadline,
+                     **ttl_settings(args),
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
                      create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods,
                      **({"dashboard": "off"} if args.no_dashboard else {}),
@@ -268,10 +269,14 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
 def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     """Wait for the run in the foreground, print its State, then clean up (unless --keep).
     Ctrl-C cancels the run and cleans up; a second Ctrl-C leaves at once, naming what may remain."""
+    from .live import make_view
+
+    view = make_view(out, quiet=args.quiet)  # a live display on a terminal, grouped lines otherwise
     try:
         try:
             state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=False,
-                                worker_logs=getattr(args, "worker_logs", False))
+                                worker_logs=getattr(args, "worker_logs", False),
+                                on_line=view.line if view is not None else None)
         except KeyboardInterrupt:
             raise
         except BaseException:
@@ -279,10 +284,13 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
                 with contextlib.suppress(Exception):
                     handle.cleanup(timeout=60)
             raise
+        finally:
+            if view is not None:
+                view.close()
         print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True),
               file=out, flush=True)
         output_error = _write_output_of_run(handle, state, args, err=err)
-        if not args.keep:
+        if getattr(args, "rm", False):
             started = time.monotonic()
             remaining = handle.cleanup(timeout=60)
             if remaining:
@@ -290,6 +298,8 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
                           f"retry with `dok cleanup {handle.identifier} -n {handle.namespace}`")
             else:
                 _say(err, f"cleaned up run {handle.identifier} in {time.monotonic() - started:.1f}s")
+        else:
+            _say(err, kept_message(handle, state))
         code = exit_code_for(state)
         if output_error is not None:
             raise output_error  # after the cleanup: `dok: error: …` and its exit code
@@ -356,6 +366,21 @@ def cmd_result(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         size = write_output(args.output, state)
         _say(err, f"wrote the flow's result to {args.output} ({size} bytes)")
     return exit_code_for(state)
+def ttl_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The TTL run settings from `--ttl` (both outcomes), `--ttl-success`, `--ttl-failure` (None: the default)."""
+    both = getattr(args, "ttl", None)
+    success = getattr(args, "ttl_success", None)
+    failure = getattr(args, "ttl_failure", None)
+    return {"ttl_seconds_after_success": success if success is not None else both,
+            "ttl_seconds_after_failure": failure if failure is not None else both}
+
+
+def kept_message(handle: RunHandle, state: Any) -> str:
+    """What stays after an attached run without --rm: the finished Job and job pod, until the Job's TTL."""
+    outcome = "success" if getattr(state, "is_successful", lambda: False)() else "failure"
+    return (f"worker pods deleted; Job {handle.job_name} and its pod stay until the {outcome} TTL for "
+            f"`dok logs {handle.identifier}` / `dok status {handle.identifier}`; "
+            f"`dok cleanup {handle.identifier}` removes them now (or use `dok run --rm`)")
 
 
 def _leftover_message(handle: RunHandle) -> str:

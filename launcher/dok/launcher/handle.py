@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dok.core import labels as core_labels
-from dok.core.names import WORKER_LOG_MARK
+from dok.core.names import PROGRESS_MARK, WORKER_LOG_MARK
 from dok.kube import RetryPolicy, created_text, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 
@@ -182,15 +182,19 @@ class RunHandle:
                          job_reason=job_reason)
 
     # -- waiting ----------------------------------------------------------------------------------------
-    def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool = True,
+    def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool | None = None,
              options: WaitOptions | None = None, on_line: Callable[[str], None] | None = None,
              worker_logs: bool = False) -> Any:
         """Wait for the run to end and return the flow's final State (per-task States included).
 
         Streams the job pod's log (and worker pod count changes) while waiting when `stream_logs`; the
         worker logs the runner copies into it (`[worker NAME] …`) only with `worker_logs`.
-        Raises InfrastructureError subclasses when the platform fails; cleans up after itself unless
-        `cleanup=False` (a KeyboardInterrupt is left to the caller, which should `cancel()`)."""
+        Raises InfrastructureError subclasses when the platform fails. The worker pods are gone when the flow
+        ends (the runner deletes them); the finished Job and its job pod stay until the Job's TTL (short after
+        a success, long after a failure: `ttl_seconds_after_success`/`_failure`) for `logs()`/`status()`.
+        `cleanup`: None (default) deletes everything only when waiting fails (an infrastructure error: the Job
+        would never finish); True (`dok run --rm`) also at the end; False never (a KeyboardInterrupt is left to
+        the caller, which should `cancel()`)."""
         options = options or WaitOptions()
         pickup = self._start_pickup()
         try:
@@ -204,7 +208,7 @@ class RunHandle:
         except BaseException:
             if pickup is not None:
                 pickup.stop()
-            if cleanup:  # best effort: the original error is what the caller must see
+            if cleanup is not False:  # best effort: the original error is what the caller must see
                 try:
                     self.remaining = self.cleanup(timeout=options.cleanup_timeout)
                 except Exception:  # noqa: BLE001
@@ -270,6 +274,8 @@ class RunHandle:
         """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep."""
         emit = on_line or self._print
         job_line = emit if worker_logs else _without_worker_lines(emit)
+        if on_line is None:  # plain output: the runner's progress records are for a progress view (dok run)
+            job_line = _without_progress_records(job_line)
         policy = WatchPolicy(identifier=self.identifier, options=options, start=time.monotonic(), timeout=timeout,
                              stream_logs=stream_logs, cancelling=self._cancelling)
         follower: LogFollower | None = None
@@ -385,7 +391,7 @@ class RunHandle:
         """Print the job pod's log (following it with `follow`), and with `workers` each worker's log: the
         running workers' own, and those the runner copied into the job pod's log before deleting them."""
         emit = emit or self._print
-        job_line = emit if workers else _without_worker_lines(emit)
+        job_line = _without_progress_records(emit if workers else _without_worker_lines(emit))
         job_pods, worker_pods = self.pods()
         if not job_pods and not worker_pods:
             raise RunNotFound(f"run {self.identifier} has no pods in namespace {self.namespace!r}",
@@ -410,3 +416,11 @@ def _without_worker_lines(emit: Callable[[str], None]) -> Callable[[str], None]:
         if not line.startswith(WORKER_LOG_MARK):
             emit(line)
     return job_only
+
+
+def _without_progress_records(emit: Callable[[str], None]) -> Callable[[str], None]:
+    """`emit` without the runner's progress records (`[dok-progress] {…}`, rendered by `dok run`'s view)."""
+    def plain(line: str) -> None:
+        if PROGRESS_MARK not in line:
+            emit(line)
+    return plain

@@ -104,7 +104,7 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
             registry_credentials: pull_secret.RegistryCredentials | None = None, **settings: Any) -> RunHandle:
     """Create the run's Job and return its handle (`.identifier`, `.wait() -> State`, `.cancel()`,
     `.cleanup()`). `settings`: any `RunSpec` setting (min_workers, max_workers, worker_start_timeout,
-    worker_resources, resources, active_deadline_seconds, ttl_seconds_after_finished, image_pull_secrets,
+    worker_resources, resources, active_deadline_seconds, ttl_seconds_after_failure, image_pull_secrets,
     service_account_name, node_selector, tolerations, secret_env, image_pull_policy, image, create_pull_secret,
     result_location, result_pickup_timeout, result_fetch, …). `registry_credentials`: for `create_pull_secret`
     (default: those the builder reads, see pull_secret). `pickup=False` (a detached run): the runner does not
@@ -112,7 +112,7 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
     caller's right to port-forward to the job pod is checked before the Job is created."""
     kube = kube or Kube.connect(kubeconfig=kubeconfig)
     ns = resolve_namespace(namespace, env, kube)
-    ttl_requested = settings.get("ttl_seconds_after_finished") is not None  # not just the default
+    ttl_requested = settings.get("ttl_seconds_after_failure") is not None  # not just the default
     spec = run_spec_for(env, identifier=identifier or new_identifier(), namespace=ns, parameters=parameters,
                         flow_name=flow_name, **settings)
     spec = spec.replace(result_pickup_timeout=pickup_timeout(result_location=spec.result_location, detach=not pickup,
@@ -158,7 +158,7 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
 def ttl_dropped(spec: RunSpec, created: Any) -> str | None:
     """The warning when ttlSecondsAfterFinished was requested but the created Job lacks it (Kubernetes 1.20
     without the TTLAfterFinished feature gate drops the field silently), else None."""
-    if spec.ttl_seconds_after_finished is None or created is None:
+    if spec.ttl_seconds_after_failure is None or created is None:
         return None
     job_spec = getattr(created, "spec", None)
     if isinstance(created, Mapping):
@@ -171,6 +171,6 @@ def ttl_dropped(spec: RunSpec, created: Any) -> str | None:
         kept = getattr(job_spec, "ttl_seconds_after_finished", None)
     if kept is not None:
         return None
-    return (f"the cluster dropped ttlSecondsAfterFinished={spec.ttl_seconds_after_finished} from Job "
+    return (f"the cluster dropped ttlSecondsAfterFinished={spec.ttl_seconds_after_failure} from Job "
             f"{job_name_of(spec)} (TTLAfterFinished not enabled: Kubernetes < 1.21 without the feature gate), so it "
             f"will not be deleted automatically; remove it with `dok cleanup {spec.identifier} -n {spec.namespace}`")

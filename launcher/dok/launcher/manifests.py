@@ -40,6 +40,8 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["pods"], "verbs": ["create", "delete", "get", "list", "watch"]},
     {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
+    # its own Job: read it, and shorten its ttlSecondsAfterFinished when the flow succeeded
+    {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "patch"]},
 )
 
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
@@ -198,8 +200,8 @@ def job_manifest(spec: RunSpec) -> dict[str, Any]:
         _check_restricted(job_spec["template"], from_template=bool(spec.job_template))
     if spec.active_deadline_seconds is not None:
         job_spec["activeDeadlineSeconds"] = spec.active_deadline_seconds
-    if spec.ttl_seconds_after_finished is not None:
-        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_finished
+    if spec.ttl_seconds_after_failure is not None:
+        job_spec["ttlSecondsAfterFinished"] = spec.ttl_seconds_after_failure
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -83,7 +83,7 @@ def summary(state: State, *, flow_name: str | None = None, verbose: bool = False
         head += f" in {secs}"
     lines = [head]
     if state.message:
-        lines.append(f"  {state.message}")
+        lines.extend(f"  {line}" for line in state.message.splitlines())
     task_states = dict(state.task_states)
     counts = state.counts()
     if counts:

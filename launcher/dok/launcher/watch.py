@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from dok.kube.causes import end_cause
 from dok.kube.pods import CONTAINER_CONFIG_REASONS, IMAGE_PULL_REASONS, PodSnapshot, name_of
 
 from .exceptions import ConfigError, ImagePullError, InfrastructureError, PodLost, WaitTimeout
@@ -143,11 +144,12 @@ class WatchPolicy:
             return self._final(pod, view, say)
         if pod.phase in ("Failed", "Succeeded"):  # e.g. evicted: the pod ended without a container status
             raise PodLost(f"job pod {pod.name} ended ({pod.reason or pod.phase}) without reporting the flow's "
-                          "State" + (f": {pod.message}" if pod.message else ""),
+                          "State" + (f": {pod.message}" if pod.message else "") + _cause_note(pod),
                           hint="see `kubectl describe pod` for the node's side")
         if pod.deleting and not self.cancelling:
             raise PodLost(f"job pod {pod.name} is being deleted (not by this dok run) before the flow finished"
-                          + _failure_note(view), hint="check who deleted it; the run's objects are being cleaned up")
+                          + _cause_note(pod) + _failure_note(view),
+                          hint="check who deleted it; the run's objects are being cleaned up")
         self._check_waiting(pod, now)
         self._check_scheduling(pod, now)
         follow = None
@@ -230,10 +232,16 @@ class WatchPolicy:
         why = f"{c.terminated_reason or 'terminated'}, exit code {c.exit_code}"
         if c.signal:
             why += f", signal {c.signal}"
-        error = PodLost(f"job pod {pod.name} ended ({why}) without reporting the flow's State"
+        error = PodLost(f"job pod {pod.name} ended ({why}) without reporting the flow's State" + _cause_note(pod)
                         + (f"; last log lines: {tail[-800:]}" if tail else ""),
                         hint="the runner was killed (OOM, deadline, eviction?) or crashed; see the log above")
         return Decision(say=tuple(say), done=True, error=error, runner_exit_code=c.exit_code)
+
+
+def _cause_note(pod: PodSnapshot) -> str:
+    """`; cause: OOMKilled: …` naming why the job pod ended early (`dok.kube.causes`), or ""."""
+    cause = end_cause(pod)
+    return f"; cause: {cause}" if cause else ""
 
 
 def _failure_note(view: RunView) -> str:

@@ -186,6 +186,8 @@ class DokCluster(SpecCluster):
                                        joined=set(self.monitor.joined), now=time.monotonic())
         for decision in decisions:
             if isinstance(decision, Replace):
+                if decision.cause:
+                    self.monitor.ended_early_because(decision.name, decision.cause)
                 await self._drop(decision.name, decision.why)
             elif isinstance(decision, Fatal):
                 error = decision.error

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from dok.kube.causes import end_cause
 from dok.kube.pods import IMAGE_PULL_REASONS, PodSnapshot, pod_snapshot
 from dok.runner.exceptions import WorkerStartError
 
@@ -59,6 +60,7 @@ class WorkerObservation:
     phase: WorkerPhase
     problem: Problem | None = None
     exit_code: int | None = None
+    cause: str | None = None  # `dok.kube.causes.end_cause`: OOMKilled, Evicted, Preempted, Deleted, …
 
 
 def observe_pod(pod: Mapping[str, Any]) -> WorkerObservation:
@@ -68,6 +70,14 @@ def observe_pod(pod: Mapping[str, Any]) -> WorkerObservation:
 
 def observe(snap: PodSnapshot) -> WorkerObservation:
     """Classify one worker pod from its snapshot (`dok.kube.pods`, shared with the launcher's job-pod watch)."""
+    obs = _observe(snap)
+    if obs.phase in ("failed", "deleting", "pending"):
+        obs = WorkerObservation(name=obs.name, phase=obs.phase, problem=obs.problem, exit_code=obs.exit_code,
+                                cause=end_cause(snap))
+    return obs
+
+
+def _observe(snap: PodSnapshot) -> WorkerObservation:
     name, phase, c = snap.name, snap.phase, snap.container
     if snap.deleting:
         return WorkerObservation(name=name, phase="deleting")
@@ -106,6 +116,7 @@ class Replace:
     name: str
     why: str
     crashed: bool = False
+    cause: str | None = None  # why its pod ended, by name (OOMKilled, Evicted, Preempted, Deleted, …)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,7 +151,8 @@ class HealthPolicy:
             obs = by_name.get(name)
             if obs is None:
                 if age > GONE_GRACE_SECONDS:
-                    decisions.append(Replace(name=name, why="its pod disappeared"))
+                    decisions.append(Replace(name=name, why="its pod disappeared",
+                                             cause="Deleted: its pod disappeared"))
                 continue
             decision = self._decide_one(obs, age=age, joined=name in joined)
             if decision is not None:
@@ -150,7 +162,8 @@ class HealthPolicy:
     def _decide_one(self, obs: WorkerObservation, *, age: float, joined: bool) -> Decision | None:
         name = obs.name
         if obs.phase == "deleting":
-            return Replace(name=name, why="its pod is being deleted (not by this run)")
+            return Replace(name=name, why="its pod is being deleted (not by this run)",
+                           cause=obs.cause or "Deleted: its pod was deleted while it ran")
         if obs.phase == "exited":
             return Replace(name=name, why="the worker exited")
         if obs.phase == "failed":
@@ -166,7 +179,7 @@ class HealthPolicy:
                     f"worker pods keep failing: {self.failures} crashed (allowed {self.failure_budget}); "
                     f"last: {name}: {problem}", hint="see the worker's log below; raise memory limits if OOMKilled",
                     worker=name, reason=problem.reason))
-            return Replace(name=name, why=f"the worker crashed ({problem})", crashed=True)
+            return Replace(name=name, why=f"the worker crashed ({problem})", crashed=True, cause=obs.cause)
         if obs.phase == "pending":
             problem = obs.problem
             if problem is not None and problem.permanent:

@@ -39,6 +39,8 @@ class RunMonitor:
         self.counts = {"requested": 0, "joined": 0, "removed": 0, "replaced": 0}
         self.addresses: dict[str, str] = {}  # worker address -> worker (pod) name
         self.ended_why: dict[str, str] = {}  # worker name -> why its pod ended (when the health watch saw it)
+        self.ended_cause: dict[str, str] = {}  # worker name -> its pod's cause by name (dok.kube.causes)
+        self.gone: set[str] = set()  # workers removed or replaced (for the starting count)
 
     def elapsed(self) -> float:
         return self._clock() - self.started
@@ -80,6 +82,7 @@ class RunMonitor:
     def worker_removed(self, name: str, *, deleted: bool) -> None:
         with self._lock:
             self.counts["removed"] += 1
+            self.gone.add(name)
         self.say(f"scaling: removed worker {name}" + ("" if deleted else " (pod was already gone)"))
 
     def worker_log(self, name: str, text: str) -> None:
@@ -94,8 +97,32 @@ class RunMonitor:
     def worker_replaced(self, name: str, why: str) -> None:
         with self._lock:
             self.counts["replaced"] += 1
+            self.gone.add(name)
             self.ended_why[name] = why
         self.say(f"workers: {name} will be replaced if still needed: {why}")
+
+    def worker_counts(self) -> tuple[int, int]:
+        """(running: connected to the scheduler, starting: requested, not joined yet and not gone)."""
+        with self._lock:
+            starting = len(set(self.requested_at) - self.joined - self.gone)
+            return len(self.alive), starting
+
+    def write_line(self, line: str) -> None:
+        """One raw line in the job pod's log (a progress record)."""
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+    def ended_early_because(self, name: str, cause: str) -> None:
+        """Record why a worker pod ended before the run did (`dok.kube.causes.end_cause`), for the final State."""
+        with self._lock:
+            self.ended_cause.setdefault(name, cause)
+
+    def ended_early(self) -> dict[str, str]:
+        """Worker pod name -> why it ended early, in the order they ended."""
+        with self._lock:
+            return dict(self.ended_cause)
 
     def explain(self, error: BaseException) -> str | None:
         """Names the worker pods (and why they ended, when known) behind the worker addresses an error
@@ -117,6 +144,9 @@ class RunMonitor:
             first = self.fatal_error is None
             if first:
                 self.fatal_error = error
+            worker, reason = getattr(error, "worker", None), getattr(error, "reason", None)
+            if worker and reason and worker not in self.ended_cause:
+                self.ended_cause[str(worker)] = str(reason)
         self.say(("FATAL: " if first else "also: ") + str(error))
         self.fatal_event.set()
 

@@ -8,7 +8,8 @@ returns the State. Order of events:
    DOK_BUNDLE_SHA256, parameters checked against the flow — before any worker exists;
 2. the job pod's spec read once (`PodWorkerBackend.prepare`), a scheduler started in this process,
    `adapt(minimum=min_workers, maximum=max_workers)`;
-3. the flow runs on a thread with core's `DaskExecutor`; task progress goes to stdout (the job pod log);
+3. the flow runs on a thread with core's `DaskExecutor`; task progress goes to stdout (the job pod log):
+   sampled per-task lines and, every ~2 s, a `[dok-progress]` JSON record per run (`dok.core.progress`);
    the main thread waits for: the flow's State, a fatal worker/API error (`RunMonitor.fatal`), or
    SIGTERM/SIGINT;
 4. always: client and cluster closed, leftover worker pods of this run listed by label and deleted (404 is
@@ -24,6 +25,7 @@ bundle, Kubernetes API, workers that cannot start).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import threading
@@ -34,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS
 from dok.core.names import BUNDLE_PATH
+from dok.core.progress import ProgressCounter, kind_name
 from dok.runner.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, RunnerConfig
 from dok.runner.exceptions import ConfigError, RunnerError, UnsatisfiableResources
 from dok.runner.monitor import RunMonitor
@@ -83,6 +86,9 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
     pickup = _start_pickup(config, monitor)
     with _signals(session.abort, enabled=install_signal_handlers):
         outcome = session.run()
+    outcome = _with_worker_causes(outcome, monitor)
+    if backend_factory is None:  # on the cluster: the Job's TTL by outcome (worker pods are gone already)
+        _set_outcome_ttl(config, outcome, monitor)
     _write_termination_log(config.termination_log, outcome.state, monitor)
     _hand_over_results(config, outcome, pickup, monitor, cancelled=session.aborted.is_set())
     monitor.say(f"run {config.spec.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
@@ -107,6 +113,8 @@ class _Session:
         self.flow_error: BaseException | None = None
         self.task_states: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self.progress = ProgressCounter()
+        self._workers_seen = (0, 0)
 
     def abort(self, reason: str) -> None:
         if not self.aborted.is_set():
@@ -134,6 +142,7 @@ class _Session:
             outcome = self._infra_outcome(error)
         finally:
             self._shutdown(client, cluster, backend)
+            self.report_progress(final=True)
         return outcome
 
     def _backend(self) -> Any:
@@ -210,6 +219,7 @@ class _Session:
             self.done.set()
 
     def _on_task_state(self, name: str, state: Any) -> None:
+        self.progress.add(name, kind_name(state))
         with self._lock:
             self.task_states[name] = state
             n = len(self.task_states)
@@ -222,8 +232,17 @@ class _Session:
             text += f": {message.splitlines()[0][:300]}"
         self.monitor.say(f"{text}  [{n} finished]")
 
+    def report_progress(self, *, final: bool = False) -> None:
+        """A progress record in the job log (`dok.core.progress`) when one is due, or the last one (`final`)."""
+        workers = self.monitor.worker_counts()
+        if final or self.progress.due(workers_changed=workers != self._workers_seen):
+            self._workers_seen = workers
+            running, starting = (0, 0) if final else workers
+            self.monitor.write_line(self.progress.record(running=running, starting=starting, final=final).line())
+
     def _wait(self) -> RunOutcome:
         while True:
+            self.report_progress()
             if self.done.wait(0.2):
                 break
             if self.monitor.fatal_event.is_set():
@@ -276,6 +295,26 @@ class _Session:
 
 
 # -- helpers ------------------------------------------------------------------------------------------------
+def _set_outcome_ttl(config: RunnerConfig, outcome: RunOutcome, monitor: RunMonitor) -> None:
+    from dok.runner.kube import connect
+    from dok.runner.teardown import apply_outcome_ttl
+
+    try:
+        kube = connect()
+    except Exception as exc:  # noqa: BLE001 - the TTL is a bonus
+        monitor.say(f"warning: cannot reach the API to set the Job's TTL: {exc}")
+        return
+    apply_outcome_ttl(kube, namespace=config.namespace, pod_name=config.pod_name, spec=config.spec,
+                      success=_is_success(outcome.state), say=monitor.say)
+
+
+def _with_worker_causes(outcome: RunOutcome, monitor: RunMonitor) -> RunOutcome:
+    """The outcome whose State also names the worker pods that ended early, and why (OOMKilled, Evicted…)."""
+    from dok.runner.causes import with_causes
+
+    return dataclasses.replace(outcome, state=with_causes(outcome.state, monitor.ended_early()))
+
+
 def _worth_printing(n: int) -> bool:
     """Print the first 100 finished tasks, then every 10th up to 1000, then every 100th."""
     return n <= 100 or (n <= 1000 and n % 10 == 0) or n % 100 == 0
