@@ -94,6 +94,9 @@ class _Rule:
     optional: bool = False            # None allowed
 
 
+BACKENDS = ("pods", "operator")  # how workers are obtained (docs/operator.md)
+
+
 def setting(default: Any = dataclasses.MISSING, *, kind: Kind, env: bool = True, minimum: float | None = None,
             maximum: float | None = None, choices: tuple[str, ...] = (), optional: bool = False,
             default_factory: Any = dataclasses.MISSING) -> Any:
@@ -134,6 +137,7 @@ class RunSpec:
     # adapt_interval), and the DAG lookahead (keep workers through short gaps, start pods ahead of fan-outs)
     scale_idle_wait: float | None = setting(None, kind="float", minimum=0, optional=True)
     scale_lookahead: str = setting("on", kind="str", choices=("on", "off"))
+    backend: str = setting("pods", kind="str", choices=BACKENDS)  # workers: dok's own pods / the dask operator
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,

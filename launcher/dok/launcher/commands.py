@@ -200,7 +200,7 @@ def check_local_inputs(env: DaskOnKubernetesEnvironment, loaded: LoadedFlow, arg
 def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     if args.local:
         return run_local_command(args, out=out, err=err)
-    from .launch import execute
+    from .launch import check_backend, execute
     from .prepare import setup
 
     loaded, params = load_with_params(args)
@@ -212,6 +212,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     namespace = namespace_of(args, kube, env)
     version = kube.ping()
     _say(err, f"cluster {kube.host} ({version or 'unknown version'}), namespace {namespace}")
+    backend = getattr(args, "backend", None)
+    check_backend(kube, backend or "pods")  # before anything is created
     done = setup(env, namespace=namespace, kube=kube)
     if done.created or done.updated:
         _say(err, f"set up namespace {namespace}: " + ", ".join(done.created + done.updated))
@@ -225,7 +227,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     # The worker bounds and the namespace are in `env` already (make_env); the rest are run settings.
     handle = execute(env, parameters=params, namespace=namespace, kube=kube, setup=False, flow_name=flow_name,
                      image=env_image, active_deadline_seconds=args.active_deadline, ttl_seconds_after_finished=args.ttl,
-                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None, out=out)
+                     worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
+                     **({"backend": backend} if backend else {}), out=out)
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")

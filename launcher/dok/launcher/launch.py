@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from dok.core.labels import new_identifier
 from dok.core.runspec import RunSpec
 
-from .exceptions import ConfigError, TTLIgnoredWarning, UsageError
+from .exceptions import ConfigError, InfrastructureError, TTLIgnoredWarning, UsageError
 from .handle import RunHandle
 from .kube import Kube
 from .manifests import RUNNER_NAME, SecretRef, job_manifest, job_name_of, validate_namespace
@@ -91,6 +91,7 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
     ttl_requested = settings.get("ttl_seconds_after_finished") is not None  # not just the default
     spec = run_spec_for(env, identifier=identifier or new_identifier(), namespace=ns, parameters=parameters,
                         flow_name=flow_name, **settings)
+    check_backend(kube, spec.backend)
     if setup and spec.service_account_name == RUNNER_NAME:
         run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions)
     created = kube.create(job_manifest(spec))
@@ -101,6 +102,24 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
         handle.warnings.append(dropped)
         warnings.warn(dropped, TTLIgnoredWarning, stacklevel=2)
     return handle
+
+
+OPERATOR_GROUP, OPERATOR_VERSION = "kubernetes.dask.org", "v1"
+OPERATOR_RESOURCES = ("daskclusters", "daskworkergroups")  # what backend "operator" creates (docs/operator.md)
+OPERATOR_INSTALL = "tools/bazel run //tools:cluster -- operator install"
+
+
+def check_backend(kube: Kube, backend: str) -> None:
+    """Before anything is created: backend "operator" needs the dask-kubernetes operator's CRDs."""
+    if backend != "operator":
+        return
+    missing = kube.missing_resources(OPERATOR_GROUP, OPERATOR_VERSION, list(OPERATOR_RESOURCES))
+    if missing:
+        crds = ", ".join(f"{plural}.{OPERATOR_GROUP}" for plural in missing)
+        raise InfrastructureError(
+            f"backend 'operator': the cluster has no dask-kubernetes operator (missing CRDs: {crds})",
+            hint=f"install the operator (CRDs + controller): `{OPERATOR_INSTALL}` (or its helm chart), "
+                 "or run with --backend pods")
 
 
 def ttl_dropped(spec: RunSpec, created: Any) -> str | None:
