@@ -18,7 +18,7 @@ def test_cluster_service_selects_the_job_pod_and_is_owned_by_it() -> None:
     assert m["metadata"]["labels"][IDENTIFIER_LABEL] == "ab-cd"
     service = m["spec"]["scheduler"]["service"]
     assert service["selector"] == {IDENTIFIER_LABEL: "ab-cd", COMPONENT_LABEL: "job"}
-    assert service["ports"][0]["targetPort"] == 9999
+    assert service["ports"][0] == {"name": "tcp-comm", "port": 9999, "targetPort": "scheduler", "protocol": "TCP"}
     assert m["spec"]["worker"]["replicas"] == 0
 
 

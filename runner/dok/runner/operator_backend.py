@@ -45,7 +45,8 @@ def cluster_name_of(identifier: str) -> str:
 
 def dask_cluster_manifest(*, identifier: str, flow_name: str, namespace: str, image: str, scheduler_port: int,
                           owner: dict[str, Any], pod_security: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The run's DaskCluster: scheduler Service -> the job pod, a placeholder scheduler pod, no default workers."""
+    """The run's DaskCluster: scheduler Service -> the job pod's named port `scheduler` (the CRD types
+    targetPort as a string), a placeholder scheduler pod, no default workers."""
     name = cluster_name_of(identifier)
     security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
     placeholder = {
@@ -66,7 +67,7 @@ def dask_cluster_manifest(*, identifier: str, flow_name: str, namespace: str, im
                 "spec": placeholder,
                 "service": {"type": "ClusterIP",
                             "selector": {IDENTIFIER_LABEL: identifier, COMPONENT_LABEL: JOB_COMPONENT},
-                            "ports": [{"name": "tcp-comm", "port": 8786, "targetPort": scheduler_port,
+                            "ports": [{"name": "tcp-comm", "port": scheduler_port, "targetPort": "scheduler",
                                        "protocol": "TCP"}]},
             },
             "worker": {"replicas": 0, "spec": copy.deepcopy(placeholder)},
