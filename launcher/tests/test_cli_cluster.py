@@ -259,3 +259,32 @@ def test_dropped_ttl_warned_once_and_run_proceeds(monkeypatch, no_build, keeps_t
     else:
         assert lines == [], err
     assert out.strip().splitlines()[-1].count("-") == 4  # the identifier (--detach)
+
+
+class NoOperatorKube:
+    """A cluster without the dask-kubernetes operator's CRDs; creating anything is a test failure."""
+
+    host = "https://fake:6443"
+
+    def ping(self):
+        return "v1.20.2"
+
+    def missing_resources(self, group, version, plurals):
+        assert (group, version) == ("kubernetes.dask.org", "v1")
+        return list(plurals)
+
+    def create(self, manifest):
+        raise AssertionError(f"must not create {manifest['kind']}")
+
+
+def test_backend_operator_without_its_crds_exits_3_naming_them_before_creating_anything(monkeypatch, no_build):
+    import dok.launcher.prepare
+
+    monkeypatch.setattr(commands, "connect", lambda args: NoOperatorKube())
+    monkeypatch.setattr(commands, "namespace_of", lambda args, kube, env=None: "ns")
+    monkeypatch.setattr(dok.launcher.prepare, "setup", lambda *a, **k: pytest.fail("must not set up RBAC"))
+    code, out, err = run_cli("run", f"{DATA}/ok_flow.py", "--backend", "operator")
+    assert code == 3, err
+    assert "daskclusters.kubernetes.dask.org" in err and "daskworkergroups.kubernetes.dask.org" in err
+    assert "//tools:cluster -- operator install" in err
+    assert "Traceback" not in err

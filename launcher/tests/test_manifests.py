@@ -141,7 +141,9 @@ def test_rbac_least_privilege():
     granted = {(g, r, v) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
                for v in rule["verbs"]}
     assert granted == {("", "pods", v) for v in ("create", "get", "list", "watch", "delete")} | {
-        ("", "pods/log", "get"), ("", "events", "list"), ("", "events", "watch")}
+        ("", "pods/log", "get"), ("", "events", "list"), ("", "events", "watch")} | {
+        ("kubernetes.dask.org", r, v) for r in ("daskclusters", "daskworkergroups")  # backend "operator"
+        for v in ("create", "delete", "list")}
     assert not any("*" in x for g in granted for x in g)
     assert "secrets" not in {r for _, r, _ in granted}
     assert role["kind"] == "Role"  # namespaced, never ClusterRole

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dok.core.labels import COMPONENT_LABEL, IDENTIFIER_LABEL
 from dok.runner.health import WorkerObservation
 from dok.runner.operator_backend import (WORKER_LABEL, by_worker, cluster_name_of, dask_cluster_manifest,
-                                         worker_group_manifest)
+                                         default_worker_group_manifest, worker_group_manifest)
 
 OWNER = {"apiVersion": "v1", "kind": "Pod", "name": "job-pod", "uid": "u-1"}
 
@@ -20,6 +20,10 @@ def test_cluster_service_selects_the_job_pod_and_is_owned_by_it() -> None:
     assert service["selector"] == {IDENTIFIER_LABEL: "ab-cd", COMPONENT_LABEL: "job"}
     assert service["ports"][0] == {"name": "tcp-comm", "port": 9999, "targetPort": "scheduler", "protocol": "TCP"}
     assert m["spec"]["worker"]["replicas"] == 0
+    default = default_worker_group_manifest(m)
+    assert default["metadata"]["name"] == "dok-abcd-default"  # the name the operator would otherwise create
+    assert default["metadata"]["ownerReferences"] == [OWNER] and default["spec"]["cluster"] == "dok-abcd"
+    assert default["spec"]["worker"]["replicas"] == 0
 
 
 def test_worker_group_carries_the_pod_spec_and_the_worker_name() -> None:

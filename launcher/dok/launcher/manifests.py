@@ -41,7 +41,7 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
     # backend "operator" (docs/operator.md): the run's DaskCluster and one DaskWorkerGroup per worker
     {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskclusters", "daskworkergroups"],
-     "verbs": ["create", "delete", "get", "list"]},
+     "verbs": ["create", "delete", "list"]},
 )
 
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"

@@ -2,7 +2,8 @@
 
 dok keeps its model: the scheduler runs in the job pod, dok's SpecCluster + Adaptive decide how many workers
 and which one goes. The operator owns the worker pods' lifecycle:
-- one `DaskCluster` per run (owner: the job pod, so deleting the job deletes everything). Its scheduler
+- one `DaskCluster` per run (owner: the job pod, so deleting the job deletes everything), and its default
+  worker group (0 replicas) made by dok first, so that it has that owner too. Its scheduler
   Service selects the job pod, so the operator's own calls to "the scheduler" reach dok's in-process one. The
   operator insists on a scheduler Deployment: it is a placeholder pod (a sleeping process, minimal requests);
 - one `DaskWorkerGroup` (replicas 1) per dok worker, named as the worker: its pod spec is exactly the pod the
@@ -43,20 +44,24 @@ def cluster_name_of(identifier: str) -> str:
     return f"dok-{identifier.replace('-', '')[:20]}"
 
 
-def dask_cluster_manifest(*, identifier: str, flow_name: str, namespace: str, image: str, scheduler_port: int,
-                          owner: dict[str, Any], pod_security: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The run's DaskCluster: scheduler Service -> the job pod's named port `scheduler` (the CRD types
-    targetPort as a string), a placeholder scheduler pod, no default workers."""
-    name = cluster_name_of(identifier)
+def placeholder_pod_spec(image: str) -> dict[str, Any]:
+    """A pod that only sleeps (minimal requests): the scheduler Deployment the operator insists on."""
     security = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "runAsNonRoot": True}
-    placeholder = {
+    return {
         "terminationGracePeriodSeconds": 0, "automountServiceAccountToken": False,
-        "securityContext": dict(pod_security or {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}),
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [{"name": "placeholder", "image": image, "imagePullPolicy": "IfNotPresent",
                         "command": ["python", "-c", "import signal; signal.pause()"],
                         "securityContext": security,
                         "resources": {"requests": {"cpu": "1m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}}}],
     }
+
+
+def dask_cluster_manifest(*, identifier: str, flow_name: str, namespace: str, image: str, scheduler_port: int,
+                          owner: dict[str, Any]) -> dict[str, Any]:
+    """The run's DaskCluster: scheduler Service -> the job pod's named port `scheduler` (the CRD types
+    targetPort as a string), a placeholder scheduler pod, no default workers."""
+    name = cluster_name_of(identifier)
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "DaskCluster",
         "metadata": {"name": name, "namespace": namespace, "ownerReferences": [owner],
@@ -64,14 +69,28 @@ def dask_cluster_manifest(*, identifier: str, flow_name: str, namespace: str, im
         "spec": {
             "scheduler": {
                 "metadata": {"labels": {COMPONENT_LABEL: PLACEHOLDER_COMPONENT}},
-                "spec": placeholder,
+                "spec": placeholder_pod_spec(image),
                 "service": {"type": "ClusterIP",
                             "selector": {IDENTIFIER_LABEL: identifier, COMPONENT_LABEL: JOB_COMPONENT},
                             "ports": [{"name": "tcp-comm", "port": scheduler_port, "targetPort": "scheduler",
                                        "protocol": "TCP"}]},
             },
-            "worker": {"replicas": 0, "spec": copy.deepcopy(placeholder)},
+            "worker": {"replicas": 0, "spec": placeholder_pod_spec(image)},
         },
+    }
+
+
+def default_worker_group_manifest(cluster: dict[str, Any]) -> dict[str, Any]:
+    """The cluster's default worker group (0 replicas), created by dok BEFORE the DaskCluster: the operator then
+    skips creating its own, which it does without an owner (adopted later, so it is orphaned when the cluster
+    goes first, e.g. when the job pod is deleted). Ours is owned by the job pod like everything else."""
+    meta = cluster["metadata"]
+    labels = dict(meta["labels"]) | {COMPONENT_LABEL: CLUSTER_COMPONENT}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "DaskWorkerGroup",
+        "metadata": {"name": f"{meta['name']}-default", "namespace": meta["namespace"], "labels": labels,
+                     "ownerReferences": list(meta["ownerReferences"])},
+        "spec": {"cluster": meta["name"], "worker": copy.deepcopy(cluster["spec"]["worker"])},
     }
 
 
@@ -132,6 +151,8 @@ class OperatorWorkerBackend(PodWorkerBackend):
                                          namespace=c.namespace, image=c.image, scheduler_port=c.spec.scheduler_port,
                                          owner=self._owner)
         if not self._cluster_created:
+            await asyncio.to_thread(self.kube.create_custom, GROUP, VERSION, WORKER_GROUPS,
+                                    default_worker_group_manifest(manifest))
             await asyncio.to_thread(self.kube.create_custom, GROUP, VERSION, CLUSTERS, manifest)
             self._cluster_created = True
 
