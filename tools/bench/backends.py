@@ -153,8 +153,12 @@ def main(argv: list[str] | None = None) -> int:
                           f"to_zero_pods_s={m[2]:.2f}", flush=True)
     finally:
         core.delete_namespace(namespace, body={"propagationPolicy": "Background"})
+    def median(values: list[float]) -> float:  # nan = not observed (e.g. a pod deleted before it was seen Running)
+        seen = [x for x in values if x == x]
+        return statistics.median(seen) if seen else float("nan")
+
     medians: dict[tuple[str, str], tuple[float, ...]] = {
-        k: tuple(statistics.median(x[i] for x in v) for i in range(3)) for k, v in results.items()}
+        k: tuple(median([x[i] for x in v]) for i in range(3)) for k, v in results.items()}
     for backend in BACKENDS:
         for label in flows:
             s, w, z = medians[(label, backend)]

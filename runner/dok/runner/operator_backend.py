@@ -198,8 +198,9 @@ class OperatorWorkerBackend(PodWorkerBackend):
         return await super().worker_log(await self._pod_name(name))
 
     async def cleanup(self) -> list[str]:
-        """Delete the run's DaskCluster and worker groups (the operator's objects follow by owner), then every
-        worker pod still there."""
+        """Delete the run's worker groups and DaskCluster (the operator's objects follow by owner), then every
+        pod of the run but the job pod, again while the garbage collector has not yet removed the Deployments
+        that would recreate them (bounded: `CLEANUP_SECONDS`; owners remove whatever is left after that)."""
         ns = self.config.namespace
         groups = await asyncio.to_thread(self.kube.list_custom, GROUP, VERSION, WORKER_GROUPS, ns,
                                          f"{IDENTIFIER_LABEL}={self.config.spec.identifier}")
@@ -207,8 +208,17 @@ class OperatorWorkerBackend(PodWorkerBackend):
                    if await asyncio.to_thread(self.kube.delete_custom, GROUP, VERSION, WORKER_GROUPS, ns,
                                               g["metadata"]["name"])]
         await asyncio.to_thread(self.kube.delete_custom, GROUP, VERSION, CLUSTERS, ns, self.cluster_name)
-        pods = await asyncio.to_thread(self.kube.list_pods, ns, f"{IDENTIFIER_LABEL}={self.config.spec.identifier},"
-                                                                 f"{COMPONENT_LABEL}!={JOB_COMPONENT}")
-        for pod in pods:
-            await asyncio.to_thread(self.kube.delete_pod, ns, pod["metadata"]["name"], grace_period_seconds=0)
+        selector = f"{IDENTIFIER_LABEL}={self.config.spec.identifier},{COMPONENT_LABEL}!={JOB_COMPONENT}"
+        deadline = asyncio.get_running_loop().time() + CLEANUP_SECONDS
+        while True:
+            pods = await asyncio.to_thread(self.kube.list_pods, ns, selector)
+            if not pods or asyncio.get_running_loop().time() > deadline:
+                break
+            for pod in pods:
+                if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    await asyncio.to_thread(self.kube.delete_pod, ns, pod["metadata"]["name"], grace_period_seconds=0)
+            await asyncio.sleep(0.5)
         return deleted
+
+
+CLEANUP_SECONDS = 20.0  # how long the final cleanup keeps deleting pods the operator's ReplicaSets recreate
