@@ -21,7 +21,7 @@ from dok.core.runspec import RunSpec
 from .exceptions import ConfigError, InfrastructureError, TTLIgnoredWarning, UsageError
 from .handle import RunHandle
 from .kube import Kube
-from .manifests import RUNNER_NAME, SecretRef, job_manifest, job_name_of, validate_namespace
+from .manifests import OPERATOR_GROUP, OPERATOR_RESOURCES, OPERATOR_VERSION, RUNNER_NAME, SecretRef, job_manifest, job_name_of, validate_namespace
 from .prepare import setup as run_setup
 
 if TYPE_CHECKING:
@@ -104,8 +104,6 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
     return handle
 
 
-OPERATOR_GROUP, OPERATOR_VERSION = "kubernetes.dask.org", "v1"
-OPERATOR_RESOURCES = ("daskclusters", "daskworkergroups")  # what backend "operator" creates (docs/operator.md)
 OPERATOR_INSTALL = "tools/bazel run //tools:cluster -- operator install"
 
 

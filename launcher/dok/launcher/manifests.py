@@ -44,6 +44,10 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
      "verbs": ["create", "delete", "list"]},
 )
 
+# backend "operator" (docs/operator.md): the dask-kubernetes custom resources a run creates
+OPERATOR_GROUP, OPERATOR_VERSION = "kubernetes.dask.org", "v1"
+OPERATOR_RESOURCES = ("daskclusters", "daskworkergroups")
+
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
 
 SAFE_TO_EVICT_ANNOTATION = "cluster-autoscaler.kubernetes.io/safe-to-evict"
