@@ -13,6 +13,9 @@ Fixtures (reuse them from any e2e/test_*.py):
 - `namespace` (function) -> str: a fresh namespace `e2e-<test>-<random>` whose default ServiceAccount
   exists (with its token Secret on Kubernetes < 1.24, so pods can start at once); deleted afterwards
   (its pods first, with no grace period). Keep it with DOK_E2E_KEEP_NAMESPACES=1.
+- `dask_operator` (session) -> None: the dask-kubernetes operator (CRDs + controller) is installed and running;
+  `tools/cluster operator install` when it is not, and left installed afterwards (other sessions may use it).
+  `backend` (parametrized "pods"/"operator"): a worker backend, with the operator ensured for "operator".
 - `image_builder` (session) -> callable `(tag, files={name: content}, dockerfile_tail="") -> tag`:
   a test image FROM the project base image `dok-base:bookworm-py3.11` (built if missing), files copied
   to /opt/test/, loaded into the cluster. Pods must use `imagePullPolicy: Never` (helpers.pod_manifest does).
@@ -120,3 +123,20 @@ def image_builder(cluster: helpers.Cluster) -> Callable[..., str]:
     def build(tag: str, files: dict[str, str | bytes], dockerfile_tail: str = "") -> str:
         return helpers_images.build_test_image(cluster, tag, files=files, dockerfile_tail=dockerfile_tail)
     return build
+
+
+@pytest.fixture(scope="session")
+def dask_operator(cluster: helpers.Cluster) -> None:
+    if helpers.run_cluster_tool("operator", "status", capture=True).returncode == 0:
+        return
+    proc = helpers.run_cluster_tool("operator", "install", capture=True, timeout=900)
+    if proc.returncode != 0:
+        pytest.fail(f"`tools/cluster operator install` failed: {proc.stdout}{proc.stderr}")
+
+
+@pytest.fixture(params=["pods", "operator"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Both worker backends (docs/operator.md); "operator" makes sure the operator runs."""
+    if request.param == "operator":
+        request.getfixturevalue("dask_operator")
+    return str(request.param)

@@ -178,6 +178,22 @@ def remaining(cluster: helpers.Cluster, namespace: str, identifier: str) -> list
     left: list[str] = []
     for kind in LABELLED_KINDS:
         left += [f"{kind}/{o.metadata.name}" for o in helpers.list_by_label(cluster, kind, sel, namespace=namespace)]
+    return left + dask_resources_left(cluster, namespace, identifier)
+
+
+def dask_resources_left(cluster: helpers.Cluster, namespace: str, identifier: str) -> list[str]:
+    """The run's dask-kubernetes custom resources (backend "operator"); none when the CRDs are not installed."""
+    custom = helpers.k8s.CustomObjectsApi(cluster.api_client)
+    left: list[str] = []
+    for plural in ("daskclusters", "daskworkergroups"):
+        try:
+            items = custom.list_namespaced_custom_object("kubernetes.dask.org", "v1", namespace, plural,
+                                                         label_selector=f"{IDENT_LABEL}={identifier}")["items"]
+        except helpers.k8s.ApiException as err:
+            if err.status == 404:
+                continue
+            raise
+        left += [f"{plural}/{o['metadata']['name']}" for o in items]
     return left
 
 

@@ -1,6 +1,7 @@
 """e2e: nothing with a run's identifier label (Job, job pod, worker pods) remains within 60 s after (`dok run --rm`):
 a successful run; a failing task; `dok cancel`; Ctrl-C (SIGINT) of `dok run`; deleting the job pod by
-hand (which `dok run` reports as an infrastructure error, exit 3)."""
+hand (which `dok run` reports as an infrastructure error, exit 3). Each case runs on both worker backends
+(`backend` fixture: dok's pods, the dask-kubernetes operator, whose custom resources must go too)."""
 
 from __future__ import annotations
 
@@ -70,21 +71,23 @@ def running_job_pod(cluster: helpers.Cluster, namespace: str, bg: Background, *,
 
 
 # ---- tests -------------------------------------------------------------------------------------------------
-def test_nothing_left_after_success(cluster, namespace, tmp_path):
-    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--max-workers", "2", "--rm")
+def test_nothing_left_after_success(cluster, namespace, tmp_path, backend):
+    proc = dok(cluster, "run", flow_file(tmp_path, OK_FLOW), "-n", namespace, "--max-workers", "2",
+               "--backend", backend, "--rm")
     assert proc.returncode == 0
     wait_gone(cluster, namespace, identifier_of(proc.stderr))
 
 
-def test_nothing_left_after_failing_task(cluster, namespace, tmp_path):
-    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace, "--rm")
+def test_nothing_left_after_failing_task(cluster, namespace, tmp_path, backend):
+    proc = dok(cluster, "run", flow_file(tmp_path, FAILING_FLOW), "-n", namespace, "--backend", backend, "--rm")
     assert proc.returncode == 1
     assert "cleanup test failure" in proc.stdout
     wait_gone(cluster, namespace, identifier_of(proc.stderr))
 
 
-def test_nothing_left_after_dok_cancel(cluster, namespace, tmp_path):
-    bg = Background(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--max-workers", "2")
+def test_nothing_left_after_dok_cancel(cluster, namespace, tmp_path, backend):
+    bg = Background(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--max-workers", "2",
+                    "--backend", backend)
     try:
         running_job_pod(cluster, namespace, bg)
         cancel = dok(cluster, "cancel", bg.identifier, "-n", namespace, timeout=120)
@@ -96,8 +99,9 @@ def test_nothing_left_after_dok_cancel(cluster, namespace, tmp_path):
         bg.kill()
 
 
-def test_nothing_left_after_ctrl_c(cluster, namespace, tmp_path):
-    bg = Background(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--max-workers", "2")
+def test_nothing_left_after_ctrl_c(cluster, namespace, tmp_path, backend):
+    bg = Background(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--max-workers", "2",
+                    "--backend", backend)
     try:
         running_job_pod(cluster, namespace, bg)
         bg.proc.send_signal(signal.SIGINT)
@@ -109,8 +113,9 @@ def test_nothing_left_after_ctrl_c(cluster, namespace, tmp_path):
         bg.kill()
 
 
-def test_job_pod_deleted_by_hand(cluster, namespace, tmp_path):
-    bg = Background(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--max-workers", "2")
+def test_job_pod_deleted_by_hand(cluster, namespace, tmp_path, backend):
+    bg = Background(cluster, "run", flow_file(tmp_path, SLOW_FLOW), "-n", namespace, "--max-workers", "2",
+                    "--backend", backend)
     try:
         pod = running_job_pod(cluster, namespace, bg)
         cluster.core.delete_namespaced_pod(pod.metadata.name, namespace)

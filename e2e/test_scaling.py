@@ -3,7 +3,8 @@
 The runner's Adaptive scales worker pods up to 3 Running pods with this run's identifier, never more, and
 after the flow every worker pod goes away. Also checks what every worker pod looks like (labels,
 ownerReference to the job pod, restricted securityContext, no service-account token) while it runs.
-Prints the measured times (`to_first_worker_s`, `to_max_workers_s`, `to_success_s`, `workers_gone_s`)."""
+Prints the measured times (`to_first_worker_s`, `to_max_workers_s`, `to_success_s`, `workers_gone_s`).
+The first test runs on both worker backends (`backend` fixture: dok's pods, the dask-kubernetes operator)."""
 
 from __future__ import annotations
 
@@ -72,6 +73,8 @@ class WorkerSampler(threading.Thread):
         self.names: set[str] = set()
         self.running_pod: Any = None
         self.errors: list[str] = []
+        self.on_first_running: Any = None  # called once (in this thread) with the first Running worker pod
+        self.shape_error: str | None = None
 
     def running(self) -> list[Any]:
         pods = self.cluster.core.list_namespaced_pod(self.namespace, label_selector=self.selector).items
@@ -89,6 +92,11 @@ class WorkerSampler(threading.Thread):
                 self.reached.setdefault(n, time.monotonic())
                 if running and self.running_pod is None:
                     self.running_pod = running[0]
+                    if self.on_first_running is not None:
+                        try:
+                            self.on_first_running(running[0])
+                        except AssertionError as exc:
+                            self.shape_error = repr(exc) or "assertion failed"
             except Exception as exc:  # noqa: BLE001 - a transient API error must not kill the sampler
                 self.errors.append(repr(exc))
             time.sleep(0.5)
@@ -113,15 +121,44 @@ def _assert_worker_pod_shape(pod: Any, job_pod_name: str, identifier: str) -> No
     assert not any(v.name in ("DOK_POD_IP", "DOK_POD_NAME") for v in c.env or [])
 
 
+def _assert_operator_worker_pod_shape(cluster: helpers.Cluster, pod: Any, job_pod_name: str, identifier: str
+                                      ) -> None:
+    """The operator's worker pod: dok's labels and container, owned by the operator's ReplicaSet; the run's
+    DaskCluster (whose objects the operator owns) is owned by the job pod."""
+    labels = pod.metadata.labels
+    assert labels[IDENTIFIER_LABEL] == identifier and labels[COMPONENT_LABEL] == "worker"
+    assert labels["dok.dev/worker"] and labels["dask.org/component"] == "worker"
+    [owner] = pod.metadata.owner_references
+    assert owner.kind == "ReplicaSet"
+    [c] = pod.spec.containers
+    assert c.command[:2] == ["dask", "worker"] and c.security_context.run_as_user == 1000
+    assert pod.spec.automount_service_account_token is False
+    custom = helpers.k8s.CustomObjectsApi(cluster.api_client)
+    [dask_cluster] = custom.list_namespaced_custom_object(
+        "kubernetes.dask.org", "v1", pod.metadata.namespace, "daskclusters",
+        label_selector=f"{IDENTIFIER_LABEL}={identifier}")["items"]
+    [cluster_owner] = dask_cluster["metadata"]["ownerReferences"]
+    assert (cluster_owner["kind"], cluster_owner["name"]) == ("Pod", job_pod_name)
+
+
+def _job_pod_name(cluster: helpers.Cluster, namespace: str, identifier: str) -> str:
+    [pod] = cluster.core.list_namespaced_pod(
+        namespace, label_selector=f"{IDENTIFIER_LABEL}={identifier},{COMPONENT_LABEL}=job").items
+    return str(pod.metadata.name)
+
+
 def test_scales_to_max_workers_never_beyond_and_back_to_zero(cluster: helpers.Cluster, namespace: str,
-                                                              built_env: Any) -> None:
+                                                              built_env: Any, backend: str) -> None:
     import dok.launcher
 
     n, delay = 36, 1.5
     started = time.monotonic()
     handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": n, "delay": delay},
-                                  max_workers=3, min_workers=0, worker_start_timeout=120)
+                                  max_workers=3, min_workers=0, worker_start_timeout=120, backend=backend)
     sampler = WorkerSampler(cluster, namespace, handle.identifier)
+    if backend == "operator":  # checked while the run (its job pod, its DaskCluster) still exists
+        sampler.on_first_running = lambda pod: _assert_operator_worker_pod_shape(
+            cluster, pod, _job_pod_name(cluster, namespace, handle.identifier), handle.identifier)
     sampler.start()
     lines: list[str] = []
     try:
@@ -153,10 +190,12 @@ def test_scales_to_max_workers_never_beyond_and_back_to_zero(cluster: helpers.Cl
     assert len(sampler.names) >= 3
     assert "scaling: requested worker" in log and "joined" in log
     pod = sampler.running_pod
-    job_pod = pod.metadata.owner_references[0].name
-    _assert_worker_pod_shape(pod, job_pod, handle.identifier)
+    if backend == "pods":
+        _assert_worker_pod_shape(pod, pod.metadata.owner_references[0].name, handle.identifier)
+    else:
+        assert sampler.shape_error is None, sampler.shape_error
     first = sampler.first_seen or started
-    print(f"to_first_worker_s={first - started:.1f} to_max_workers_s={sampler.reached[3] - first:.1f} "
+    print(f"backend={backend} to_first_worker_s={first - started:.1f} to_max_workers_s={sampler.reached[3] - first:.1f} "
           f"to_success_s={finished - started:.1f} workers_gone_s={workers_gone - finished:.1f} "
           f"worker_pods_used={len(sampler.names)}")
 

@@ -129,6 +129,44 @@ def test_deleted_worker_pod_is_replaced_and_the_flow_succeeds(cluster: helpers.C
     handle.cleanup()
 
 
+def test_deleted_worker_pod_on_the_operator_backend_still_succeeds(cluster: helpers.Cluster, namespace: str,
+                                                                  built_env: Any, dask_operator: None) -> None:
+    """Backend "operator": a worker pod deleted mid-run comes back (the operator's Deployment recreates it under
+    the same Dask worker name, or dok asks for another worker) and the flow still succeeds."""
+    import dok.launcher
+
+    n, delay = 24, 2.0
+    handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": n, "delay": delay},
+                                  max_workers=2, worker_start_timeout=120, backend="operator")
+    victim: dict[str, str] = {}
+    seen: set[str] = set()
+
+    def saboteur() -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            pods = running_workers(cluster, namespace, handle.identifier)
+            seen.update(p.metadata.name for p in pods)
+            if len(pods) == 2 and not victim:
+                time.sleep(3)  # let both work on tasks first
+                name = pods[0].metadata.name
+                cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
+                victim["name"] = name
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=saboteur, daemon=True)
+    thread.start()
+    lines: list[str] = []
+    state = handle.wait(stream_logs=True, timeout=600, cleanup=False,
+                        on_line=lambda line: (lines.append(line), print(line)))
+    log = "\n".join(lines)
+    assert victim, f"never saw 2 running workers to delete one\n{log}"
+    assert state.is_successful(), f"{state!r}\n{log}"
+    assert [str(v) for v in (state.result or {}).values()] == [str(sum(x ** 3 for x in range(n)))], state.result
+    assert len(seen) >= 3, f"the deleted worker pod was never replaced: {seen}"
+    no_worker_left(cluster, namespace, handle.identifier)
+    handle.cleanup()
+
+
 def test_unschedulable_workers_fail_the_run_within_the_timeout(cluster: helpers.Cluster, namespace: str,
                                                                built_env: Any) -> None:
     import dok.launcher

@@ -76,6 +76,9 @@ class FakeKube:
         self.deleted_pods.append(name)
         return True
 
+    def list_custom(self, group, version, plural, namespace, selector):
+        return []
+
     def delete_job(self, namespace, name, grace_period_seconds=None):
         self.deleted_jobs.append(name)
         self.cleaned = True

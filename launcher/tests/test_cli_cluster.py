@@ -291,3 +291,30 @@ def test_pod_flags_reach_the_job(monkeypatch, no_build, tmp_path):
     assert json.loads(env["DOK_WORKER_NODE_SELECTOR"]) == {"pool": "a"}
     assert json.loads(env["DOK_WORKER_TOLERATIONS"])[0]["key"] == "spot"
     assert json.loads(env["DOK_WORKER_TEMPLATE"])["metadata"] == {"labels": {"from": "template"}}
+class NoOperatorKube:
+    """A cluster without the dask-kubernetes operator's CRDs; creating anything is a test failure."""
+
+    host = "https://fake:6443"
+
+    def ping(self):
+        return "v1.20.2"
+
+    def missing_resources(self, group, version, plurals):
+        assert (group, version) == ("kubernetes.dask.org", "v1")
+        return list(plurals)
+
+    def create(self, manifest):
+        raise AssertionError(f"must not create {manifest['kind']}")
+
+
+def test_backend_operator_without_its_crds_exits_3_naming_them_before_creating_anything(monkeypatch, no_build):
+    import dok.launcher.prepare
+
+    monkeypatch.setattr(commands, "connect", lambda args: NoOperatorKube())
+    monkeypatch.setattr(commands, "namespace_of", lambda args, kube, env=None: "ns")
+    monkeypatch.setattr(dok.launcher.prepare, "setup", lambda *a, **k: pytest.fail("must not set up RBAC"))
+    code, out, err = run_cli("run", f"{DATA}/ok_flow.py", "--backend", "operator")
+    assert code == 3, err
+    assert "daskclusters.kubernetes.dask.org" in err and "daskworkergroups.kubernetes.dask.org" in err
+    assert "//tools:cluster -- operator install" in err
+    assert "Traceback" not in err

@@ -174,6 +174,34 @@ def test_cleanup_reports_leftovers():
     assert remaining == ["Job/dok-f-0f8fad5b", "pod/p"]
 
 
+def test_cleanup_deletes_the_runs_dask_custom_resources():
+    """Backend "operator": an orphaned DaskWorkerGroup of the run is deleted by label; without the CRDs
+    (NotFound) the sweep is a no-op."""
+    from dok.kube import NotFound
+
+    class WithDask(FakeKube):
+        def __init__(self, script):
+            super().__init__(script)
+            self.groups = [{"metadata": {"name": "dok-x-default"}}]
+            self.deleted_custom = []
+
+        def list_custom(self, group, version, plural, namespace, selector):
+            assert selector == h.selector
+            if plural == "daskclusters":
+                raise NotFound("no such resource")
+            return list(self.groups)
+
+        def delete_custom(self, group, version, plural, namespace, name):
+            self.deleted_custom.append((group, plural, name))
+            self.groups = []
+            return True
+
+    kube = WithDask([([], [])])
+    h, _ = handle(kube)
+    assert h.cleanup(timeout=5) == []
+    assert kube.deleted_custom == [("kubernetes.dask.org", "daskworkergroups", "dok-x-default")]
+
+
 def test_evicted_pod_without_container_state():
     p = pod("p", phase="Failed")
     p["status"].update(containerStatuses=[], reason="Evicted", message="The node was low on resource: memory.")

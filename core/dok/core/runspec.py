@@ -105,6 +105,9 @@ class _Rule:
     optional: bool = False            # None allowed
 
 
+BACKENDS = ("pods", "operator")  # how workers are obtained (docs/operator.md)
+
+
 def setting(default: Any = dataclasses.MISSING, *, kind: Kind, env: bool = True, minimum: float | None = None,
             maximum: float | None = None, choices: tuple[str, ...] = (), optional: bool = False,
             default_factory: Any = dataclasses.MISSING) -> Any:
@@ -156,6 +159,7 @@ class RunSpec:
     # the finished Job's TTL after a success: the runner patches its Job to it (dok.runner.teardown)
     ttl_seconds_after_success: int | None = setting(DEFAULT_TTL_SECONDS_AFTER_SUCCESS, kind="int", minimum=0,
                                                     optional=True)
+    backend: str = setting("pods", kind="str", choices=BACKENDS)  # workers: dok's own pods / the dask operator
     # -- the Job manifest only (the launcher writes them into the Job; workers inherit from the job pod) ------
     # the job container's requests/limits ({} = none); defaults and their reasons: dok.core.resources
     resources: Mapping[str, Mapping[str, str]] = setting(kind="json", env=False,

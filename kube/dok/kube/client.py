@@ -88,7 +88,7 @@ class Kube:
                  hints: Hints = Hints(), retry: RetryPolicy = NO_RETRY, log: logging.Logger = logger,
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  core: Any = None, batch: Any = None, rbac: Any = None, authz: Any = None,
-                 version: Any = None) -> None:
+                 version: Any = None, custom: Any = None) -> None:
         self.api_client = api_client
         self.host = host
         self.default_namespace = default_namespace
@@ -104,7 +104,9 @@ class Kube:
             rbac = rbac or client.RbacAuthorizationV1Api(api_client)
             authz = authz or client.AuthorizationV1Api(api_client)
             version = version or client.VersionApi(api_client)
+            custom = custom or client.CustomObjectsApi(api_client)
         self.core, self.batch, self.rbac, self.authz, self.version_api = core, batch, rbac, authz, version
+        self.custom = custom
 
     # -- connecting -------------------------------------------------------------------------------------
     @classmethod
@@ -296,6 +298,32 @@ class Kube:
             return portforward(core.connect_get_namespaced_pod_portforward, pod, namespace, ports=str(port))
         except Exception as exc:  # noqa: BLE001 - translated
             raise translate(exc, action=action, host=self.host, hints=self.hints) from exc
+    # -- custom resources (e.g. the dask-kubernetes operator's) ------------------------------------------
+    def missing_resources(self, group: str, version: str, plurals: list[str]) -> list[str]:
+        """Which of `plurals` the API group/version does not serve (discovery; any authenticated user may ask):
+        all of them when the group is unknown (its CRDs are not installed)."""
+        try:
+            body = self.request(f"discover {group}/{version}", self.custom.get_api_resources, group, version)
+        except NotFound:
+            return list(plurals)
+        served = {r.get("name") for r in body.get("resources") or []}
+        return [p for p in plurals if p not in served]
+
+    def create_custom(self, group: str, version: str, plural: str, manifest: Mapping[str, Any]) -> Obj:
+        ns, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+        return self.request(f"create {manifest['kind']} {ns}/{name}", self.custom.create_namespaced_custom_object,
+                            group, version, ns, plural, dict(manifest))
+
+    def list_custom(self, group: str, version: str, plural: str, namespace: str, selector: str) -> list[Obj]:
+        body = self.request(f"list {plural} in {namespace}", self.custom.list_namespaced_custom_object, group,
+                            version, namespace, plural, label_selector=selector)
+        return list(body.get("items") or [])
+
+    def delete_custom(self, group: str, version: str, plural: str, namespace: str, name: str) -> bool:
+        """Delete (dependents in the background); False when it was already gone."""
+        found = self._or_none(f"delete {plural} {namespace}/{name}", self.custom.delete_namespaced_custom_object,
+                              group, version, namespace, plural, name, body={"propagationPolicy": "Background"})
+        return found is not None
 
     # -- logs -------------------------------------------------------------------------------------------
     def pod_log(self, namespace: str, name: str, *, container: str | None = None, tail_lines: int | None = None,

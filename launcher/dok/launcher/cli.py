@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="keep the finished Job and job pod this long after a failure (default 86400)")
     run.add_argument("--worker-start-timeout", type=_seconds, metavar="SECONDS",
                      help="fail the run when a worker pod cannot start within this time (default 120)")
+    run.add_argument("--backend", choices=("pods", "operator"), default=None,
+                     help="how workers are obtained: dok's own pods (default) or the dask-kubernetes operator "
+                          "(needs its CRDs and controller; docs/operator.md)")
     run.add_argument("--secret-env", action="append", default=[], metavar="NAME=SECRET:KEY",
                      help="environment variable from a Kubernetes Secret (job and worker pods); repeatable")
     run.add_argument("--create-pull-secret", action="store_true",

@@ -224,7 +224,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     check_run_options(dashboard=args.dashboard, detach=args.detach, local=args.local)
     if args.local:
         return run_local_command(args, out=out, err=err)
-    from .launch import execute
+    from .launch import check_backend, execute
     from .prepare import setup
 
     loaded, params = load_with_params(args)
@@ -237,6 +237,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     namespace = namespace_of(args, kube, env)
     version = kube.ping()
     _say(err, f"cluster {kube.host} ({version or 'unknown version'}), namespace {namespace}")
+    backend = getattr(args, "backend", None)
+    check_backend(kube, backend or "pods")  # before anything is created
     done = setup(env, namespace=namespace, kube=kube)
     if done.created or done.updated:
         _say(err, f"set up namespace {namespace}: " + ", ".join(done.created + done.updated))
@@ -255,7 +257,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                      create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods,
                      **({"dashboard": "off"} if args.no_dashboard else {}),
                      pickup=not args.detach, result_pickup_timeout=args.result_pickup_timeout,
-                     result_fetch="all" if args.all_results else None)
+                     result_fetch="all" if args.all_results else None,
+                     **({"backend": backend} if backend else {}))
     for warning in handle.warnings:
         _say(err, f"warning: {warning}")
     _say(err, f"run {handle.identifier}: Job {handle.job_name} in namespace {namespace}")

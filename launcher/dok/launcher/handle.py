@@ -22,14 +22,14 @@ from typing import Any, TextIO
 
 from dok.core import labels as core_labels
 from dok.core.names import PROGRESS_MARK, WORKER_LOG_MARK
-from dok.kube import RetryPolicy, created_text, labels_of, name_of, pod_snapshot
+from dok.kube import Forbidden, NotFound, RetryPolicy, created_text, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 
 from . import pull_secret
 from .exceptions import ApiUnavailable, ClusterUnreachable, RunNotFound
 from .follow import LogFollower
 from .kube import Kube
-from .manifests import CONTAINER_NAME, validate_identifier
+from .manifests import CONTAINER_NAME, OPERATOR_GROUP, OPERATOR_RESOURCES, OPERATOR_VERSION, validate_identifier
 from .watch import RunView, WaitOptions, WatchPolicy, decode_state, job_view
 
 __all__ = ["RunHandle", "RunStatus", "WaitOptions", "decode_state", "identifier_selector", "job_phase"]
@@ -379,11 +379,29 @@ class RunHandle:
                     self.kube.delete_pod(self.namespace, pod.name,
                                          grace_period_seconds=0 if done else grace_period_seconds)
             secrets = pull_secret.sweep(self.kube, self.namespace, self.selector)  # dok's own pull Secret
-            return [f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods] + secrets
+            return ([f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods] + secrets
+                    + self._sweep_dask())
 
         remaining = kube_retry.poll(sweep, done=lambda left: not left, timeout=timeout, interval=0.5)
         self._cleaned = not remaining
         return remaining
+
+    def _sweep_dask(self) -> list[str]:
+        """Backend "operator": delete the run's DaskClusters/DaskWorkerGroups by label (the operator can
+        recreate a cluster's default group without an owner after its cluster is gone); none when the
+        CRDs are not installed or we may not read them."""
+        left: list[str] = []
+        for plural in OPERATOR_RESOURCES:
+            try:
+                items = self.kube.list_custom(OPERATOR_GROUP, OPERATOR_VERSION, plural, self.namespace,
+                                              self.selector)
+            except (NotFound, Forbidden):
+                continue
+            for item in items:
+                if not (item.get("metadata") or {}).get("deletionTimestamp"):
+                    self.kube.delete_custom(OPERATOR_GROUP, OPERATOR_VERSION, plural, self.namespace, name_of(item))
+            left += [f"{plural}/{name_of(i)}" for i in items]
+        return left
 
     # -- logs -----------------------------------------------------------------------------------------
     def logs(self, *, follow: bool = False, workers: bool = False,

@@ -21,10 +21,11 @@ from dok.core.labels import new_identifier
 from dok.core.runspec import RunSpec
 
 from . import pull_secret
-from .exceptions import ConfigError, TTLIgnoredWarning, UsageError
+from .exceptions import ConfigError, InfrastructureError, TTLIgnoredWarning, UsageError
 from .handle import RunHandle
 from .kube import Kube
-from .manifests import RUNNER_NAME, SecretRef, job_manifest, job_name_of, validate_namespace
+from .manifests import (OPERATOR_GROUP, OPERATOR_RESOURCES, OPERATOR_VERSION, RUNNER_NAME, SecretRef, job_manifest,
+                        job_name_of, validate_namespace)
 from .prepare import check_service_account
 from .prepare import setup as run_setup
 from .results import check_pickup_allowed, pickup_timeout
@@ -128,6 +129,7 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
             pull_secret.check_rights(kube, ns)
     manifest = job_manifest(spec)  # before anything is created: a bad setting or template stops here
     service_account_warning = None
+    check_backend(kube, spec.backend)
     if setup and spec.service_account_name == RUNNER_NAME:
         run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions)
     elif spec.service_account_name != RUNNER_NAME and check_permissions:
@@ -153,6 +155,22 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
         handle.warnings.append(dropped)
         warnings.warn(dropped, TTLIgnoredWarning, stacklevel=2)
     return handle
+
+
+OPERATOR_INSTALL = "tools/bazel run //tools:cluster -- operator install"
+
+
+def check_backend(kube: Kube, backend: str) -> None:
+    """Before anything is created: backend "operator" needs the dask-kubernetes operator's CRDs."""
+    if backend != "operator":
+        return
+    missing = kube.missing_resources(OPERATOR_GROUP, OPERATOR_VERSION, list(OPERATOR_RESOURCES))
+    if missing:
+        crds = ", ".join(f"{plural}.{OPERATOR_GROUP}" for plural in missing)
+        raise InfrastructureError(
+            f"backend 'operator': the cluster has no dask-kubernetes operator (missing CRDs: {crds})",
+            hint=f"install the operator (CRDs + controller): `{OPERATOR_INSTALL}` (or its helm chart), "
+                 "or run with --backend pods")
 
 
 def ttl_dropped(spec: RunSpec, created: Any) -> str | None:

@@ -42,7 +42,14 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
     # its own Job: read it, and shorten its ttlSecondsAfterFinished when the flow succeeded
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "patch"]},
+    # backend "operator" (docs/operator.md): the run's DaskCluster and one DaskWorkerGroup per worker
+    {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskclusters", "daskworkergroups"],
+     "verbs": ["create", "delete", "list"]},
 )
+
+# backend "operator" (docs/operator.md): the dask-kubernetes custom resources a run creates
+OPERATOR_GROUP, OPERATOR_VERSION = "kubernetes.dask.org", "v1"
+OPERATOR_RESOURCES = ("daskclusters", "daskworkergroups")
 
 PARAMETERS_ANNOTATION = core_labels.FLOW_LABEL.split("/")[0] + "/parameters"
 

@@ -151,6 +151,10 @@ class _Session:
         from dok.runner.backend import PodWorkerBackend
         from dok.runner.kube import connect
 
+        if self.config.spec.backend == "operator":
+            from dok.runner.operator_backend import OperatorWorkerBackend
+
+            return OperatorWorkerBackend(config=self.config, kube=connect())
         return PodWorkerBackend(config=self.config, kube=connect())
 
     async def _prepare(self, backend: Any) -> None:

@@ -1,4 +1,5 @@
-"""Command line: `cluster [--provider auto|local|kind] up|down|purge|status|kubeconfig|load-image IMAGE|build`.
+"""Command line: `cluster [--provider auto|local|kind] up|down|purge|status|kubeconfig|load-image IMAGE|build`,
+`cluster operator install|uninstall|status` (the dask-kubernetes operator, `dok_cluster.operator`).
 
 stdout carries only answers (the kubeconfig path, status lines, `up`'s "started"/"already-up");
 progress goes to stderr.
@@ -11,7 +12,7 @@ import os
 import sys
 from typing import Literal
 
-from dok_cluster import kind, kube_build, local
+from dok_cluster import kind, kube_build, local, operator
 from dok_cluster.errors import ClusterError
 from dok_cluster.paths import Paths
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("build", help="(local) only build/verify the cached Kubernetes binaries; print their dir")
     kubectl = sub.add_parser("kubectl", help="(local) run the cluster's own kubectl (v1.20.2) with the admin kubeconfig")
     kubectl.add_argument("args", nargs=argparse.REMAINDER)
+    op = sub.add_parser("operator", help="the dask-kubernetes operator (CRDs + controller): install|uninstall|status")
+    op.add_argument("action", choices=("install", "uninstall", "status"))
     args = parser.parse_args(argv)
     # ip, iptables, dnsmasq live in sbin; test runners and `bazel run` may hand us a minimal PATH.
     path = os.environ.get("PATH", "").split(":")
@@ -77,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             print(impl.kubeconfig(paths))
         elif args.command == "load-image":
             impl.load_image(paths, args.image)
+        elif args.command == "operator":
+            binary = kube_build.cache_for(paths).bin / "kubectl"
+            kubectl = operator.Kubectl(binary=str(binary) if provider == "local" and binary.is_file() else "kubectl",
+                                       kubeconfig=str(impl.kubeconfig(paths)))
+            if args.action == "status":
+                return 0 if operator.status(kubectl) else 3
+            (operator.install if args.action == "install" else operator.uninstall)(kubectl)
         elif args.command == "build":
             print(kube_build.ensure_built(paths).bin)
         elif args.command == "kubectl":
