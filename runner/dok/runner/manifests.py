@@ -7,8 +7,9 @@ It adds what makes it safe and disposable: a restricted securityContext (UID 100
 escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at
 /tmp), no service-account token, `restartPolicy: Never`, a short grace period, the run's labels, and an
 ownerReference to the job pod so the garbage collector removes workers if the job pod disappears.
-Its container gets the run's `worker_resources` (dok.core.resources: the defaults and why), and `dask worker`
-follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the container's memory limit.
+Its container gets the run's `worker_resources` (dok.core.resources: the defaults and why), and the worker
+(`python -m dok.runner.worker`) follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the
+container's memory limit.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dok.core.labels import run_labels
 from dok.core.names import run_object_name
 from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context  # noqa: F401
 from dok.core.resources import worker_memory_limit, worker_nthreads
+from dok.runner.worker import WorkerArgs, worker_argv
 
 WORKER_COMPONENT = "worker"
 WORKER_CONTAINER = "worker"
@@ -96,21 +98,13 @@ def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:
 
 def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float,
                    memory_limit: int | None = None) -> list[str]:
-    """`dask worker` (distributed 2026.8 CLI) for one pod: no nanny (the pod is the unit of restart),
-    no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
+    """`python -m dok.runner.worker` for one pod (dok.runner.worker: one Dask worker without the `dask worker`
+    CLI's start-up cost, behaving as `dask worker --no-nanny --no-dashboard`): no nanny (the pod is the unit
+    of restart), no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
     `memory_limit` (bytes): the container's memory limit, so that Dask spills and pauses before the kernel
     OOM-kills the pod (without it Dask's "auto" takes the cgroup limit x nthreads / host cores)."""
-    command = ["dask", "worker", scheduler_address,
-               "--name", name,
-               "--nthreads", str(nthreads),
-               "--no-nanny",
-               "--no-dashboard",
-               "--local-directory", "/tmp",
-               "--death-timeout", f"{death_timeout:g}s"]
-    if memory_limit is not None:
-        command += ["--memory-limit", str(memory_limit)]
-    return command
-
+    return worker_argv(WorkerArgs(scheduler_address=scheduler_address, name=name, nthreads=nthreads,
+                                  death_timeout=death_timeout, memory_limit=memory_limit, local_directory="/tmp"))
 
 
 def _pod_security_context(inherited: Mapping[str, Any]) -> dict[str, Any]:
