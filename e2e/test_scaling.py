@@ -117,7 +117,7 @@ def _assert_worker_pod_shape(pod: Any, job_pod_name: str, identifier: str) -> No
     assert ctx.run_as_user == 1000 and ctx.allow_privilege_escalation is False
     assert ctx.capabilities.drop == ["ALL"] and ctx.read_only_root_filesystem is True
     assert ctx.seccomp_profile.type == "RuntimeDefault"
-    assert c.command[:2] == ["dask", "worker"] and "--death-timeout" in c.command
+    assert c.command[:3] == ["python", "-m", "dok.runner.worker"] and "--death-timeout" in c.command
     assert not any(v.name in ("DOK_POD_IP", "DOK_POD_NAME") for v in c.env or [])
 
 
@@ -131,7 +131,7 @@ def _assert_operator_worker_pod_shape(cluster: helpers.Cluster, pod: Any, job_po
     [owner] = pod.metadata.owner_references
     assert owner.kind == "ReplicaSet"
     [c] = pod.spec.containers
-    assert c.command[:2] == ["dask", "worker"] and c.security_context.run_as_user == 1000
+    assert c.command[:3] == ["python", "-m", "dok.runner.worker"] and c.security_context.run_as_user == 1000
     assert pod.spec.automount_service_account_token is False
     custom = helpers.k8s.CustomObjectsApi(cluster.api_client)
     [dask_cluster] = custom.list_namespaced_custom_object(

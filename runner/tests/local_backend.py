@@ -1,4 +1,5 @@
-"""A WorkerBackend that starts `dask worker` subprocesses on this machine (tests of the SpecCluster wiring)."""
+"""A WorkerBackend that starts worker subprocesses on this machine (tests of the SpecCluster wiring): the same
+entrypoint as the worker pods (`python -m dok.runner.worker`, dok.runner.manifests.worker_command)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 
 from dok.runner.health import Problem, WorkerObservation
 
-DASK = os.path.join(os.path.dirname(sys.executable), "dask")
+from dok.runner.manifests import worker_command
 
 
 def free_port() -> int:
@@ -24,7 +25,7 @@ class LocalProcessBackend:
     description = "local process"
 
     def __init__(self, *, command: list[str] | None = None, nthreads: int = 1) -> None:
-        self.command = command  # replaces `dask worker ...` (e.g. a command that fails)
+        self.command = command  # replaces the worker command (e.g. a command that fails)
         self.nthreads = nthreads
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.deleted_by_us: set[str] = set()
@@ -38,10 +39,11 @@ class LocalProcessBackend:
         return f"local-worker-{next(self._numbers)}"
 
     async def create(self, name: str, scheduler_address: str) -> None:
-        cmd = self.command or [DASK, "worker", scheduler_address, "--name", name, "--nthreads",
-                               str(self.nthreads), "--no-nanny", "--no-dashboard", "--death-timeout", "30s"]
+        cmd = self.command or [sys.executable, *worker_command(scheduler_address=scheduler_address, name=name,
+                                                               nthreads=self.nthreads, death_timeout=30)[1:]]
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.procs[name] = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            *cmd, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
         self.created.append(name)
 
     async def delete(self, name: str) -> bool:

@@ -1,4 +1,4 @@
-"""DokCluster (SpecCluster + Adaptive) with local `dask worker` processes: scales up to max and back to 0,
+"""DokCluster (SpecCluster + Adaptive) with local worker processes: scales up to max and back to 0,
 replaces a worker that vanished, fails fast when workers cannot start."""
 
 from __future__ import annotations

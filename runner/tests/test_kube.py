@@ -142,7 +142,7 @@ def test_backend_create_reads_the_job_pod_once_and_builds_the_manifest():
         asyncio.run(backend.create(n, CONFIG.scheduler_address))
     body = core.calls[-1][1][1]
     assert body["metadata"]["ownerReferences"][0]["uid"] == "uid-9"
-    assert body["spec"]["containers"][0]["command"][2] == "tcp://10.1.2.3:8786"
+    assert body["spec"]["containers"][0]["command"][3] == "tcp://10.1.2.3:8786"
     assert [c[0] for c in core.calls].count("read_namespaced_pod") == 1
 
 

@@ -1,4 +1,4 @@
-"""The whole runner lifecycle (`dok.runner.execute`) with local `dask worker` processes instead of pods:
+"""The whole runner lifecycle (`dok.runner.execute`) with local worker processes instead of pods:
 bundle checked, flow run on an adaptive cluster, termination log written, exit codes, cleanup."""
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ It adds what makes it safe and disposable: a restricted securityContext (UID 100
 escalation, all capabilities dropped, RuntimeDefault seccomp, read-only root filesystem with an emptyDir at
 /tmp), no service-account token, `restartPolicy: Never`, a short grace period, the run's labels, and an
 ownerReference to the job pod so the garbage collector removes workers if the job pod disappears.
-Its container gets the run's `worker_resources` (dok.core.resources: the defaults and why), and `dask worker`
-follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the container's memory limit,
-`--resources GPU=N` for N GPUs. The run's worker placement (`worker_node_selector`, `worker_tolerations`,
-`worker_affinity`; unset: the job pod's), `labels`, `annotations`, `priority_class` and `worker_template`
-(dok.core.podtemplate's merge rules) are applied last (`WorkerPodSettings`).
+Its container gets the run's `worker_resources` (dok.core.resources: the defaults and why), and the worker
+(`python -m dok.runner.worker`) follows them: `--nthreads` from the CPU limit/request, `--memory-limit` = the
+container's memory limit, `--resources GPU=N` for N GPUs. The run's worker placement (`worker_node_selector`,
+`worker_tolerations`, `worker_affinity`; unset: the job pod's), `labels`, `annotations`, `priority_class` and
+`worker_template` (dok.core.podtemplate's merge rules) are applied last (`WorkerPodSettings`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dok.core.names import run_object_name
 from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context, restricted_violations
 from dok.core.podtemplate import merge_pod_template
 from dok.core.resources import dask_worker_resources, worker_memory_limit, worker_nthreads
+from dok.runner.worker import WorkerArgs, worker_argv
 
 from .exceptions import ConfigError
 
@@ -125,22 +126,15 @@ def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:
 
 def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float,
                    memory_limit: int | None = None, resources: Mapping[str, float] | None = None) -> list[str]:
-    """`dask worker` (distributed 2026.8 CLI) for one pod: no nanny (the pod is the unit of restart),
-    no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
+    """`python -m dok.runner.worker` for one pod (dok.runner.worker: one Dask worker without the `dask worker`
+    CLI's start-up cost, behaving as `dask worker --no-nanny --no-dashboard`): no nanny (the pod is the unit
+    of restart), no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
     `memory_limit` (bytes): the container's memory limit, so that Dask spills and pauses before the kernel
-    OOM-kills the pod (without it Dask's "auto" takes the cgroup limit x nthreads / host cores)."""
-    command = ["dask", "worker", scheduler_address,
-               "--name", name,
-               "--nthreads", str(nthreads),
-               "--no-nanny",
-               "--no-dashboard",
-               "--local-directory", "/tmp",
-               "--death-timeout", f"{death_timeout:g}s"]
-    if memory_limit is not None:
-        command += ["--memory-limit", str(memory_limit)]
-    if resources:  # Dask worker resources (GPU=N), for tasks declared @task(resources=...)
-        command += ["--resources", ",".join(f"{k}={v:g}" for k, v in sorted(resources.items()))]
-    return command
+    OOM-kills the pod (without it Dask's "auto" takes the cgroup limit x nthreads / host cores).
+    `resources`: Dask worker resources (GPU=N), for tasks declared @task(resources=...)."""
+    return worker_argv(WorkerArgs(scheduler_address=scheduler_address, name=name, nthreads=nthreads,
+                                  death_timeout=death_timeout, memory_limit=memory_limit, local_directory="/tmp",
+                                  resources=tuple(sorted((k, float(v)) for k, v in (resources or {}).items()))))
 
 
 

@@ -1,0 +1,99 @@
+"""The worker pods' entrypoint (`python -m dok.runner.worker`): its command line, what it imports, and a real
+worker process that joins an in-process scheduler under its name, follows its flags and stops on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from distributed import Scheduler
+
+from dok.runner.manifests import worker_command
+from dok.runner.worker import WorkerArgs, parse_args, seconds, worker_argv, worker_kwargs
+
+
+def test_command_line_round_trip_and_worker_kwargs():
+    args = WorkerArgs(scheduler_address="tcp://10.0.0.1:8786", name="w-1", nthreads=2, death_timeout=60,
+                      memory_limit=2**31)
+    assert parse_args(worker_argv(args)[3:]) == args
+    assert worker_kwargs(args) == {"name": "w-1", "nthreads": 2, "local_directory": "/tmp", "death_timeout": 60,
+                                   "dashboard": False, "memory_limit": 2**31}
+    assert "memory_limit" not in worker_kwargs(WorkerArgs(scheduler_address="a", name="n", nthreads=1,
+                                                          death_timeout=1))
+    assert (seconds("60s"), seconds("1.5"), seconds(" 2s ")) == (60.0, 1.5, 2.0)
+
+
+@pytest.mark.parametrize("argv,complaint", [
+    (["tcp://x:1", "--name", "n", "--nthreads", "0", "--death-timeout", "1s"], "--nthreads must be at least 1"),
+    (["tcp://x:1", "--name", "n", "--nthreads", "1", "--death-timeout", "soon"], "--death-timeout"),
+    (["tcp://x:1", "--name", "n", "--nthreads", "1", "--death-timeout", "-3s"], "--death-timeout"),
+    (["tcp://x:1", "--nthreads", "1", "--death-timeout", "1s"], "--name"),
+])
+def test_bad_command_lines_exit_2_naming_the_flag(argv, complaint, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parse_args(argv)
+    assert exc.value.code == 2
+    assert complaint in capsys.readouterr().err
+
+
+def _env() -> dict[str, str]:
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+
+
+def test_imports_neither_dok_core_nor_the_dask_cli():
+    code = ("import sys, dok.runner.worker; "
+            "print(sorted(m for m in ('dok.core', 'dok.kube', 'dok.runner.run', 'click', 'dask.cli', "
+            "'kubernetes', 'distributed') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"  # distributed itself is imported when the worker starts, not before
+
+
+async def _wait_for(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.05)
+
+
+def test_a_worker_process_joins_under_its_name_and_stops_on_sigterm(tmp_path):
+    async def scenario() -> None:
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
+            command = worker_command(scheduler_address=scheduler.address, name="dok-t-worker-0", nthreads=2,
+                                     death_timeout=30, memory_limit=3 * 2**30)
+            command[command.index("--local-directory") + 1] = str(tmp_path)
+            proc = subprocess.Popen([sys.executable, *command[1:]], env=_env())
+            try:
+                await _wait_for(lambda: any(ws.name == "dok-t-worker-0" for ws in scheduler.workers.values()))
+                [ws] = scheduler.workers.values()
+                assert (ws.nthreads, ws.memory_limit) == (2, 3 * 2**30)
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(proc.wait, 30) == 0
+                await _wait_for(lambda: not scheduler.workers)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+
+    asyncio.run(scenario())
+
+
+def test_no_scheduler_within_the_death_timeout_exits_1():
+    command = worker_command(scheduler_address="tcp://127.0.0.1:9", name="lonely", nthreads=1, death_timeout=2)
+    out = subprocess.run([sys.executable, *command[1:]], env=_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "could not start against the scheduler at tcp://127.0.0.1:9" in out.stderr
+
+
+def test_dask_worker_resources_round_trip_and_reach_the_worker() -> None:
+    args = WorkerArgs(scheduler_address="tcp://s:8786", name="w", nthreads=1, death_timeout=60,
+                      resources=(("GPU", 2.0),))
+    argv = worker_argv(args)
+    assert argv[argv.index("--resources") + 1] == "GPU=2"
+    assert parse_args(argv[3:]) == args
+    assert worker_kwargs(args)["resources"] == {"GPU": 2.0}
+    assert "resources" not in worker_kwargs(WorkerArgs(scheduler_address="tcp://s:8786", name="w", nthreads=1,
+                                                       death_timeout=60))
