@@ -170,6 +170,7 @@ class ServiceAccountKube:
         if not self.may_review:
             raise Forbidden("subjectaccessreviews is forbidden")
         self.reviews.append((service_account, access.verb, access.resource, access.subresource, access.namespace))
+        self.groups = getattr(self, "groups", set()) | {(access.group, access.resource)}
         resource = f"{access.resource}/{access.subresource}" if access.subresource else access.resource
         return (self.granted is None or (access.verb, resource) in self.granted), ""
 
@@ -182,6 +183,11 @@ def test_a_service_account_with_every_right_passes() -> None:
     assert ("custom", "create", "pods", "", "ns1") in kube.reviews
     assert ("custom", "get", "pods", "log", "ns1") in kube.reviews
     assert len(kube.reviews) == sum(len(r["resources"]) * len(r["verbs"]) for r in m.RUNNER_RULES)
+    assert ("batch", "jobs") in kube.groups and ("", "pods") in kube.groups  # each rule asked in its API group
+    assert not any(g == "kubernetes.dask.org" for g, _ in kube.groups)  # operator rights only for that backend
+    operator = ServiceAccountKube()
+    assert check_service_account(operator, "ns1", "custom", backend="operator") is None
+    assert ("kubernetes.dask.org", "daskclusters") in operator.groups
 
 
 def test_a_service_account_missing_rights_is_refused_naming_them() -> None:

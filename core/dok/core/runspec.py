@@ -40,7 +40,6 @@ from .resources import DEFAULT_JOB_RESOURCES, DEFAULT_WORKER_RESOURCES, is_quant
 
 __all__ = [
     "DEFAULT_JOB_RESOURCES",
-    "DEFAULT_RESULT_PICKUP_TIMEOUT",
     "DEFAULT_TTL_SECONDS_AFTER_FAILURE",
     "DEFAULT_TTL_SECONDS_AFTER_FINISHED",
     "DEFAULT_TTL_SECONDS_AFTER_SUCCESS",
@@ -59,9 +58,6 @@ __all__ = [
 ENV_PREFIX = RESERVED_ENV_PREFIX
 DEFAULT_WORKER_START_TIMEOUT = 120.0
 DEFAULT_WORKER_DEATH_TIMEOUT = 60.0
-# Without a result location, the finished runner of an attached run keeps serving the results this long for
-# `dok run` / `RunHandle.wait()` to fetch over a port-forward, then exits.
-DEFAULT_RESULT_PICKUP_TIMEOUT = 60.0
 # A finished Job and its job pod (the job log with the copied worker logs, the final State) stay for `dok logs`,
 # `dok status` after the run, then the TTL controller deletes them (Kubernetes >= 1.21, or the gate), even when
 # no `dok` is around. The Job is created with the failure TTL (also what a killed runner leaves); the runner

@@ -131,9 +131,10 @@ def execute(env: DaskOnKubernetesEnvironment, *, parameters: Mapping[str, Any] |
     service_account_warning = None
     check_backend(kube, spec.backend)
     if setup and spec.service_account_name == RUNNER_NAME:
-        run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions)
+        run_setup(env, namespace=ns, kube=kube, check_permissions=check_permissions, backend=spec.backend)
     elif spec.service_account_name != RUNNER_NAME and check_permissions:
-        service_account_warning = check_service_account(kube, ns, spec.service_account_name)
+        service_account_warning = check_service_account(kube, ns, spec.service_account_name,
+                                                        backend=spec.backend)
     if secret is not None:
         pull_secret.create(kube, secret)
     try:

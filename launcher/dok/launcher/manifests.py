@@ -42,10 +42,19 @@ RUNNER_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": [""], "resources": ["events"], "verbs": ["list", "watch"]},
     # its own Job: read it, and shorten its ttlSecondsAfterFinished when the flow succeeded
     {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "patch"]},
-    # backend "operator" (docs/operator.md): the run's DaskCluster and one DaskWorkerGroup per worker
+)
+# backend "operator" only (docs/operator.md): the run's DaskCluster and one DaskWorkerGroup per worker. Not in
+# the default Role: whoever creates a Role must hold its rights (RBAC's escalation check), and a namespace admin
+# on a cluster without the operator does not hold rights on kubernetes.dask.org.
+OPERATOR_RULES: tuple[dict[str, Any], ...] = (
     {"apiGroups": ["kubernetes.dask.org"], "resources": ["daskclusters", "daskworkergroups"],
      "verbs": ["create", "delete", "list"]},
 )
+
+
+def runner_rules(backend: str = "pods") -> tuple[dict[str, Any], ...]:
+    """What the runner's ServiceAccount must be allowed for a run on `backend`."""
+    return RUNNER_RULES + (OPERATOR_RULES if backend == "operator" else ())
 
 # backend "operator" (docs/operator.md): the dask-kubernetes custom resources a run creates
 OPERATOR_GROUP, OPERATOR_VERSION = "kubernetes.dask.org", "v1"
@@ -250,11 +259,11 @@ def service_account_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[st
             "metadata": {"name": name, "namespace": namespace, "labels": rbac_labels()}}
 
 
-def role_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[str, Any]:
+def role_manifest(namespace: str, name: str = RUNNER_NAME, *, backend: str = "pods") -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
             "metadata": {"name": name, "namespace": namespace, "labels": rbac_labels()},
             "rules": [dict(r, apiGroups=list(r["apiGroups"]), resources=list(r["resources"]),
-                           verbs=list(r["verbs"])) for r in RUNNER_RULES]}
+                           verbs=list(r["verbs"])) for r in runner_rules(backend)]}
 
 
 def role_binding_manifest(namespace: str, name: str = RUNNER_NAME) -> dict[str, Any]:

@@ -8,7 +8,7 @@
    we read the Role and the RoleBinding rather than act as the service account) and a dok-managed Role is
    repaired; a foreign one that lacks rules is reported by name.
 4. A run with its own `service_account` (not dok-runner: `check_service_account`) is checked before launch:
-   the ServiceAccount exists, and a SubjectAccessReview per rule the runner needs (`RUNNER_RULES`: create/
+   the ServiceAccount exists, and a SubjectAccessReview per rule the runner needs (`runner_rules(backend)`: create/
    get/list/watch/delete pods, get pods/log, list/watch events) says it has them. When the caller may not
    create SubjectAccessReviews, the rights are not checked and a warning says so.
 """
@@ -25,7 +25,7 @@ from dok.kube import retry as kube_retry
 
 from .exceptions import ConfigError, PermissionDenied
 from .kube import Access, Kube
-from .manifests import (RUNNER_NAME, RUNNER_RULES, missing_rules, role_binding_manifest, role_manifest,
+from .manifests import (RUNNER_NAME, missing_rules, runner_rules, role_binding_manifest, role_manifest,
                         service_account_manifest, validate_namespace)
 
 CALLER_NEEDS: tuple[tuple[str, str, str, str], ...] = (
@@ -97,7 +97,7 @@ def needs_token_secrets(version: str) -> bool:
 
 
 def ensure_runner_rbac(kube: Kube, namespace: str, name: str = RUNNER_NAME, *,
-                       token_secrets: bool = False) -> SetupResult:
+                       token_secrets: bool = False, backend: str = "pods") -> SetupResult:
     """Create or verify the runner's ServiceAccount, Role and RoleBinding (and, on Kubernetes < 1.24,
     wait until the ServiceAccount has its token Secret, without which its pods cannot be created)."""
     result = SetupResult(namespace=namespace, service_account=name)
@@ -121,12 +121,12 @@ def ensure_runner_rbac(kube: Kube, namespace: str, name: str = RUNNER_NAME, *,
     if token_secrets and not _has_token(sa):
         _wait_for_token(kube, namespace, name)
 
-    wanted_role = role_manifest(namespace, name)
+    wanted_role = role_manifest(namespace, name, backend=backend)
     role = kube.read("Role", namespace, name)
     if role is None:
         create(wanted_role)
     else:
-        lacking = missing_rules(_rules_as_dicts(role))
+        lacking = missing_rules(_rules_as_dicts(role), required=runner_rules(backend))
         if lacking and _is_ours(role):
             kube.replace(wanted_role)
             result.updated.append(f"Role/{name}")
@@ -161,7 +161,7 @@ def ensure_runner_rbac(kube: Kube, namespace: str, name: str = RUNNER_NAME, *,
 
 
 def setup(env: Any = None, *, namespace: str | None = None, kube: Kube | None = None,
-          kubeconfig: str | None = None, check_permissions: bool = True) -> SetupResult:
+          kubeconfig: str | None = None, check_permissions: bool = True, backend: str = "pods") -> SetupResult:
     """Prepare `namespace` (default: the environment's) for dok runs; see the module docstring."""
     kube = kube or Kube.connect(kubeconfig=kubeconfig)
     ns = namespace or getattr(env, "namespace", None) or kube.default_namespace
@@ -172,10 +172,10 @@ def setup(env: Any = None, *, namespace: str | None = None, kube: Kube | None = 
         raise ConfigError(f"namespace {ns!r} does not exist", hint=f"create it: kubectl create namespace {ns}")
     if check_permissions:
         check_caller(kube, ns)
-    return ensure_runner_rbac(kube, ns, token_secrets=needs_token_secrets(version))
+    return ensure_runner_rbac(kube, ns, token_secrets=needs_token_secrets(version), backend=backend)
 
 
-def check_service_account(kube: Kube, namespace: str, name: str) -> str | None:
+def check_service_account(kube: Kube, namespace: str, name: str, *, backend: str = "pods") -> str | None:
     """Refuse a run whose job pod would use ServiceAccount `name` when it does not exist or lacks a right the
     runner needs (PermissionDenied listing them); returns a warning when the rights could not be checked."""
     try:
@@ -188,11 +188,12 @@ def check_service_account(kube: Kube, namespace: str, name: str) -> str | None:
                                "allows what the runner does (see `dok setup`'s dok-runner Role), or leave "
                                "service_account unset to use dok-runner")
     missing = []
-    for rule in RUNNER_RULES:
+    for rule in runner_rules(backend):
+        group = rule["apiGroups"][0]
         for resource in rule["resources"]:
             base, _, sub = resource.partition("/")
             for verb in rule["verbs"]:
-                access = Access(verb=verb, resource=base, subresource=sub, namespace=namespace)
+                access = Access(verb=verb, resource=base, subresource=sub, group=group, namespace=namespace)
                 try:
                     allowed, _reason = kube.can_service_account(access, service_account=name)
                 except Forbidden:
