@@ -236,3 +236,18 @@ def test_pod_settings_are_checked_carried_and_round_trip() -> None:
         Env(job_template={"metadata": {"name": "x"}, "spec": {}})
     with pytest.raises(EnvironmentConfigError, match="is a file path: the launcher reads it"):
         Env(worker_template="worker.yaml").run_spec(image="img:1", namespace="ns")
+
+
+def test_pull_secrets_and_backend_are_environment_fields_too() -> None:
+    from dok.core.environment import DaskOnKubernetesEnvironment as Env
+    from dok.core.exceptions import EnvironmentConfigError
+
+    env = Env(image_pull_secrets=["regcred"], create_pull_secret=True, backend="operator")
+    spec = env.run_spec(image="img:1", namespace="ns")
+    assert spec.image_pull_secrets == ("regcred",) and spec.create_pull_secret is True and spec.backend == "operator"
+    assert Env.from_dict(json.loads(json.dumps(env.to_dict()))) == env
+    assert Env().run_spec(image="img:1").backend == "pods"  # unset: RunSpec's default
+    with pytest.raises(EnvironmentConfigError, match="backend="):
+        Env(backend="ray")
+    with pytest.raises(EnvironmentConfigError, match="image_pull_secrets="):
+        Env(image_pull_secrets="regcred")  # a string, not a list of names

@@ -18,7 +18,8 @@ object is made; a bad one raises `EnvironmentConfigError` naming the argument an
 settings it carries (workers, namespace, secret_env) obey the same rules as `RunSpec` (`check_setting`),
 and `run_spec(...)` turns the environment into the `RunSpec` of one run. Keyword-only pod settings
 (`POD_SETTINGS`: job/worker resources, node selectors, tolerations, affinity, labels, annotations, priority
-class, service account, job/worker pod templates) are RunSpec settings too; templates may be file paths,
+class, service account, job/worker pod templates, image pull secrets, `create_pull_secret`, the worker
+`backend`) are RunSpec settings too; templates may be file paths,
 read by the launcher. `flow_name` and `bundle_sha256` are filled in by `build`; `.image` is the full image
 reference once built. `to_dict()`/`from_dict()` round-trip through JSON (the image carries it as
 /opt/dok/environment.json).
@@ -60,7 +61,8 @@ POD_SETTINGS: dict[str, str] = {
     "worker_tolerations": "worker_tolerations", "affinity": "affinity", "worker_affinity": "worker_affinity",
     "labels": "labels", "annotations": "annotations", "priority_class": "priority_class",
     "service_account": "service_account_name", "job_template": "job_template",
-    "worker_template": "worker_template",
+    "worker_template": "worker_template", "image_pull_secrets": "image_pull_secrets",
+    "create_pull_secret": "create_pull_secret", "backend": "backend",
 }
 TEMPLATE_FIELDS = ("job_template", "worker_template")
 _TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -122,6 +124,10 @@ class DaskOnKubernetesEnvironment:
     service_account: str | None = None
     job_template: Any = field(default=None, hash=False)     # a pod spec: dict, YAML text or a file path
     worker_template: Any = field(default=None, hash=False)
+    # pulling the image (docs/registry.md) and where workers come from (docs/operator.md)
+    image_pull_secrets: Any = field(default=None, hash=False)  # names of existing Secrets
+    create_pull_secret: bool | None = None  # the launcher makes one from the build's registry credentials
+    backend: str | None = None              # "pods" (dok's own worker pods) or "operator" (dask-kubernetes)
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

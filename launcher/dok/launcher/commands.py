@@ -238,8 +238,8 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     version = kube.ping()
     _say(err, f"cluster {kube.host} ({version or 'unknown version'}), namespace {namespace}")
     backend = getattr(args, "backend", None)
-    check_backend(kube, backend or "pods")  # before anything is created
-    done = setup(env, namespace=namespace, kube=kube, backend=backend or "pods")
+    check_backend(kube, backend or env.backend or "pods")  # before anything is created
+    done = setup(env, namespace=namespace, kube=kube, backend=backend or env.backend or "pods")
     if done.created or done.updated:
         _say(err, f"set up namespace {namespace}: " + ", ".join(done.created + done.updated))
     if args.image:
