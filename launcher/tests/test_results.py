@@ -210,3 +210,14 @@ def test_wait_prefers_the_picked_up_state_and_says_when_it_has_only_the_summary(
     other = RunHandle(kube=_Jobs([]), identifier=ID, namespace="ns")
     assert other._full_state(summary_state, _Pickup(None, "PodNotRunning: gone"), lines.append) is summary_state
     assert not other.full_results and "PodNotRunning: gone" in lines[0] and "summary" in lines[0]
+
+
+def test_full_results_print_as_python_like_the_summary_does() -> None:
+    """`dok run` shows `{'total': 12}` whether the pick-up worked (real values) or only the summary came back."""
+    from dok.core import states
+    from dok.launcher.render import summary
+
+    real = states.Success(message="ok", result={"total": 12, "name": "a"})
+    from_summary = states.Success(message="ok", result={"total": "12", "name": "'a'"})  # reprs as text
+    assert summary(real, real_results=True).splitlines()[-1] == "  result: {'total': 12, 'name': 'a'}"
+    assert summary(from_summary, result_reprs=True).splitlines()[-1] == "  result: {'total': 12, 'name': 'a'}"

@@ -290,7 +290,8 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
         finally:
             if view is not None:
                 view.close()
-        print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True),
+        print(summary(state, flow_name=handle.flow_name, verbose=_debug(args), result_reprs=True,
+                      real_results=handle.full_results),
               file=out, flush=True)
         output_error = _write_output_of_run(handle, state, args, err=err)
         if getattr(args, "rm", False):
@@ -364,7 +365,7 @@ def cmd_result(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
         handle = _attach(args, out=out)
         state = handle.result()
         flow_name = handle.flow_name
-    print(summary(state, flow_name=flow_name, verbose=_debug(args), result_reprs=True), file=out, flush=True)
+    print(summary(state, flow_name=flow_name, verbose=_debug(args), real_results=True), file=out, flush=True)
     if args.output:
         size = write_output(args.output, state)
         _say(err, f"wrote the flow's result to {args.output} ({size} bytes)")

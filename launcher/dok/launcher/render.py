@@ -71,7 +71,14 @@ def format_repr_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def summary(state: State, *, flow_name: str | None = None, verbose: bool = False, result_reprs: bool = False) -> str:
+def format_python_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
+    """A result holding the real values (the full results of a run): shown as Python shows it."""
+    text = repr(result)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def summary(state: State, *, flow_name: str | None = None, verbose: bool = False, result_reprs: bool = False,
+            real_results: bool = False) -> str:
     """The final report for a flow State: headline, counts, failures, result. `result_reprs`: the result
     came from a State summary (values are repr texts, shown unquoted)."""
     kind = kind_of(state)
@@ -100,7 +107,10 @@ def summary(state: State, *, flow_name: str | None = None, verbose: bool = False
             lines.append(f"  ... and {len(failed) - MAX_FAILURES_SHOWN} more failed tasks")
     result = state.result
     if kind == "success" or result:
-        shown = format_repr_result(result) if result_reprs else format_result(result)
+        if real_results:  # the same Python form as the summary's reprs, whether or not the pick-up worked
+            shown = format_python_result(result)
+        else:
+            shown = format_repr_result(result) if result_reprs else format_result(result)
         lines.append(f"  result: {shown}")
     return "\n".join(lines)
 
