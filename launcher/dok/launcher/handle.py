@@ -368,6 +368,8 @@ class RunHandle:
         (empty when clean) — the names of objects still there after `timeout` seconds."""
 
         def sweep() -> list[str]:
+            # The operator backend's resources first: their controllers recreate the pods deleted below
+            dask = self._sweep_dask()
             jobs = self.kube.list_jobs(self.namespace, self.selector)
             for job in jobs:
                 if not (job.get("metadata") or {}).get("deletionTimestamp"):
@@ -379,8 +381,7 @@ class RunHandle:
                     self.kube.delete_pod(self.namespace, pod.name,
                                          grace_period_seconds=0 if done else grace_period_seconds)
             secrets = pull_secret.sweep(self.kube, self.namespace, self.selector)  # dok's own pull Secret
-            return ([f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods] + secrets
-                    + self._sweep_dask())
+            return [f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods] + secrets + dask
 
         remaining = kube_retry.poll(sweep, done=lambda left: not left, timeout=timeout, interval=0.5)
         self._cleaned = not remaining
