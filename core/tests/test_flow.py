@@ -213,3 +213,22 @@ def test_task_resources_are_checked_and_listed() -> None:
     for bad in ({}, {"GPU": 0}, {"GPU": "1"}, ["GPU"], {"GPU": True}):
         with pytest.raises(FlowDefinitionError, match="resources must map resource names"):
             task(resources=bad)(lambda: 1)
+
+
+def test_initial_width_counts_the_task_runs_ready_at_the_start():
+    from dok.core import Parameter
+
+    with Flow("w") as flow:
+        n = Parameter("n", default=[1, 2, 3])
+        fan = add.map([1, 2, 3, 4, 5])        # 5 ready at once
+        over_param = add.map(n)               # as many as the parameter's value has
+        single = add(1)                       # 1
+        add(single)                           # waits for a task: not ready at the start
+        add.map(fan)                          # maps over a task's result: not ready at the start
+        add.map([], y=unmapped(2))            # an empty map: 0
+        add(n, y=over_param)                  # waits for a task
+    assert flow.initial_width() == 5 + 3 + 1
+    assert flow.initial_width({"n": list(range(10))}) == 5 + 10 + 1
+    with Flow("one") as one:
+        add(1)
+    assert one.initial_width() == 1

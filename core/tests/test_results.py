@@ -53,6 +53,15 @@ def test_unpicklable_result_becomes_its_repr_and_is_named() -> None:
     assert set(payload.unpicklable) == {"make", "<flow>[lock]"}
 
 
+def test_exit_code_travels_with_the_payload_and_is_none_when_not_said() -> None:
+    state = Success(result={"n": 1}, task_states={"n": Success(result=1)})
+    assert decode_payload(encode_payload(state, identifier=ID, exit_code=3)).exit_code == 3
+    assert decode_payload(encode_payload(state, identifier=ID)).exit_code is None
+    lock = threading.Lock()  # the repr fallback keeps it too
+    odd = Success(result={"lock": lock}, task_states={"make": Success(result=lock)})
+    assert decode_payload(encode_payload(odd, identifier=ID, exit_code=1)).exit_code == 1
+
+
 @pytest.mark.parametrize("data", [b"", b"hello", b"\x80\x04K\x01.", PAYLOAD_MAGIC + b"garbage"])
 def test_decode_refuses_what_is_not_a_payload(data: bytes) -> None:
     with pytest.raises(ResultPayloadError):

@@ -137,3 +137,26 @@ def test_scaling_settings_come_from_the_run_spec():
         RunSpec(scale_lookahead="maybe")
     with pytest.raises(ValueError, match="scale_idle_wait"):
         RunSpec(scale_idle_wait=-1)
+
+
+@pytest.mark.parametrize("width,nthreads,minimum,maximum,expected", [
+    (1, 1, 0, 4, 1),     # a one-task flow: one worker
+    (12, 1, 0, 4, 4),    # a fan-out of 12: up to the maximum at once
+    (12, 4, 0, 8, 3),    # four threads per worker: 12 tasks need 3 workers
+    (0, 1, 0, 4, 1),     # nothing ready at once (an empty map): still one, the flow is about to submit
+    (2, 1, 3, 5, 3),     # never below min_workers
+    (50, 2, 0, 1, 1),    # never above max_workers
+])
+def test_initial_workers_one_thread_per_ready_task_bounded(width, nthreads, minimum, maximum, expected):
+    from dok.core.scaling import initial_workers
+
+    assert initial_workers(width, nthreads=nthreads, minimum=minimum, maximum=maximum) == expected
+
+
+def test_initial_workers_leave_to_the_job_pods_worker_what_its_threads_take():
+    from dok.core.scaling import initial_workers
+
+    assert initial_workers(1, nthreads=1, minimum=0, maximum=4, covered=1) == 0   # a one-task flow: no pod
+    assert initial_workers(1, nthreads=1, minimum=2, maximum=4, covered=1) == 2   # min_workers still hold
+    assert initial_workers(12, nthreads=1, minimum=0, maximum=4, covered=2) == 4  # the rest still need pods
+    assert initial_workers(5, nthreads=2, minimum=0, maximum=9, covered=1) == 2

@@ -56,3 +56,43 @@ def test_stop_ends_the_follower_without_reconnecting():
     f.stop()
     f._thread.join(5.0)
     assert not f._thread.is_alive() and lines == []
+
+
+def test_wait_last_line_returns_when_the_runner_said_its_last_line_while_the_stream_stays_open():
+    import threading
+
+    hold = threading.Event()
+
+    class Open:
+        def stream_pod_log(self, namespace, name, container=None, since_seconds=None):
+            yield "task t: SUCCESS"
+            yield "run abc finished: SUCCESS (exit code 0)"
+            hold.wait(10)  # the kubelet keeps the stream open a while after the container's end
+
+    lines = []
+    f = LogFollower(Open(), "ns", "p", lines.append, reconnect=FAST, last_line=lambda line: " finished: " in line)
+    f.start()
+    try:
+        assert f.wait_last_line(5.0)
+        assert lines == ["[job] task t: SUCCESS", "[job] run abc finished: SUCCESS (exit code 0)"]
+    finally:
+        hold.set()
+        f.stop()
+    quiet = LogFollower(Streams(["no last line"]), "ns", "p", [].append, reconnect=FAST,
+                        last_line=lambda line: False)
+    quiet.start()
+    assert quiet.wait_last_line(5.0)  # the stream's end counts too (the container ended)
+    blocked = threading.Event()
+
+    class Silent:
+        def stream_pod_log(self, namespace, name, container=None, since_seconds=None):
+            blocked.wait(10)
+            return iter(())
+
+    never = LogFollower(Silent(), "ns", "p", [].append, reconnect=FAST, last_line=lambda line: True)
+    never.start()
+    try:
+        assert not never.wait_last_line(0.2)
+    finally:
+        blocked.set()
+        never.stop()

@@ -287,3 +287,40 @@ def test_progress_records_are_hidden_from_plain_output():
     for line in ['[dok-progress] {"t":1}', "[dok 1.0s] scaling: ...", '[dok 2.0s] [dok-progress] {"t":2}']:
         plain(line)
     assert seen == ["[dok 1.0s] scaling: ..."]
+
+
+class _PickedUp:
+    """A pick-up that already holds the runner's payload (see dok.launcher.results.ResultPickup)."""
+
+    def __init__(self, state, exit_code):
+        from dok.core.results import decode_payload, encode_payload
+
+        self.payload = decode_payload(encode_payload(state, identifier=ID, exit_code=exit_code))
+        self.error = None
+
+    def arrived(self, timeout):
+        return True
+
+    def result(self, timeout):
+        return self.payload
+
+    def stop(self):
+        pass
+
+
+def test_the_picked_up_outcome_ends_the_wait_before_the_container_is_seen_ending():
+    full = Success(message="all 1 task(s) succeeded", result={"total": 12502500},
+                   task_states={"total": Success(result=12502500)})
+    kube = FakeKube([([job()], [pod("p", phase="Running")])])  # the kubelet has not reported the end yet
+    kube.log_lines = ["task total: SUCCESS", f"run {ID} finished: SUCCESS (exit code 0); workers: …"]
+    h, lines = handle(kube)
+    h._start_pickup = lambda: _PickedUp(full, 0)
+    state = h.wait(options=FAST, on_line=lines.append)
+    assert state.result == {"total": 12502500} and h.full_results and h.runner_exit_code == 0
+    failed = Failed(message="infrastructure error: workers cannot start")
+    kube2 = FakeKube([([job()], [pod("p", phase="Running")])])
+    kube2.log_lines = ["cannot start workers", f"run {ID} finished: FAILED (exit code 3); workers: …"]
+    h2, lines2 = handle(kube2)
+    h2._start_pickup = lambda: _PickedUp(failed, 3)
+    assert h2.wait(options=FAST, on_line=lines2.append).is_failed() and h2.runner_exit_code == 3
+    assert lines2[-1].startswith(f"[job] run {ID} finished: FAILED")  # a failure's last lines are awaited

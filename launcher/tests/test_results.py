@@ -4,6 +4,7 @@ Job's result location, --output, and the pick-up client against a stand-in for t
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -139,6 +140,28 @@ def test_pickup_keeps_the_error_when_the_forward_fails() -> None:
     finally:
         pickup.stop()
     assert "pod ended" in (pickup.error or "")
+
+
+def test_arrived_says_when_the_payload_is_here_and_sleeps_once_the_pickup_gave_up() -> None:
+    runner = _Runner(encode_payload(STATE, identifier=ID, exit_code=0), not_ready=1)
+    pickup = ResultPickup(kube=None, namespace="ns", job_pod=lambda: "job-pod", forward=lambda pod: runner,
+                          poll=0.01).start()
+    try:
+        assert pickup.arrived(10.0)
+        assert pickup.payload is not None and pickup.payload.exit_code == 0
+    finally:
+        pickup.stop()
+        runner.server.shutdown()
+
+    def forward(pod: str):
+        raise OSError("pod ended")
+
+    failed = ResultPickup(kube=None, namespace="ns", job_pod=lambda: "job-pod", forward=forward, poll=0.01).start()
+    failed.stop()
+    assert failed.result(timeout=1.0) is None
+    t0 = time.monotonic()
+    assert not failed.arrived(0.2)
+    assert time.monotonic() - t0 >= 0.19  # no busy loop for the caller that polls with it
 
 
 def test_dok_result_command_reads_the_store(tmp_path) -> None:

@@ -5,6 +5,7 @@
 The flow images are built once before timing (a cache hit when they already exist). Each round runs every
 case once, alternating, so that a noisy machine slows all of them alike:
 - `one`: a one-task flow (max 1 worker): `execute()` -> Success, the number a user feels on every run;
+- `one-jw`: the same with `job_worker_threads=1`: the task runs in the job pod at once, no worker pod needed;
 - `fanout`: `--max-workers` (4) workers' worth of one-second tasks (3 per worker): demand -> all joined;
 - `burst`: the same with `--burst-workers` (20) workers and small worker requests (`BURST_RESOURCES`, so that
   20 pods fit on a 2-core node): demand -> all joined.
@@ -13,7 +14,8 @@ finished task, Success (before cleanup, timed separately as cleanup_s); from the
 (seconds since the runner process started): scheduler_up_s, and all_joined_after_demand_s (the first
 scaling request -> the last of the wanted workers joined); and per worker pod, as medians:
 request_to_join_s (runner log), created_to_scheduled_s and created_to_started_s (pod timestamps, which the
-API gives to the second only). Then the medians per case; the last line is `to_success_s=<one-task median>`.
+API gives to the second only). Then the medians per case; the last line is `to_success_s=<one-task median>`
+(of `one-jw` when it ran, else of `one`).
 Targets (issue 10): one-task to_success_s <= 2.5, fanout all_joined_after_demand_s <= 2.5, burst <= 8.
 Figures from a shared 2-core machine are noisy: compare medians of several rounds.
 """
@@ -184,7 +186,8 @@ def one_round(env: DaskOnKubernetesEnvironment, *, want: int, namespace: str, **
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--cases", default="one,fanout,burst", help="comma-separated: one, fanout, burst")
+    ap.add_argument("--cases", default="one,one-jw,fanout,burst",
+                    help="comma-separated: one, one-jw, fanout, burst")
     ap.add_argument("--max-workers", type=int, default=4, help="workers of the fanout case")
     ap.add_argument("--burst-workers", type=int, default=20, help="workers of the burst case")
     ap.add_argument("--namespace", default="default")
@@ -193,9 +196,9 @@ def main(argv: list[str] | None = None) -> int:
                                                           "/etc/ssl/certs/ca-certificates.crt"))
     args = ap.parse_args(argv)
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    unknown = set(cases) - {"one", "fanout", "burst"}
+    unknown = set(cases) - {"one", "one-jw", "fanout", "burst"}
     if unknown:
-        ap.error(f"unknown case(s) {', '.join(sorted(unknown))}: use one, fanout, burst")
+        ap.error(f"unknown case(s) {', '.join(sorted(unknown))}: use one, one-jw, fanout, burst")
     import dok.builder
 
     def built(flow: Flow, max_workers: int) -> DaskOnKubernetesEnvironment:
@@ -210,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     for case in cases:
         if case == "one":
             plans[case] = (built(one_task_flow(), 1), 1, {"max_workers": 1})
+        elif case == "one-jw":
+            plans[case] = (built(one_task_flow(), 1), 0, {"max_workers": 1, "job_worker_threads": 1})
         elif case == "fanout":
             plans[case] = (built(fanout_flow(3 * args.max_workers), args.max_workers), args.max_workers,
                            {"max_workers": args.max_workers})
@@ -233,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     if "burst" in medians:
         print(f"burst_all_joined_after_demand_s={medians['burst']['all_joined_after_demand_s']:.2f}")
     if "one" in medians:
-        print(f"to_success_s={medians['one']['to_success_s']:.2f}")
+        print(f"one_to_success_s={medians['one']['to_success_s']:.2f}")
+    if "one-jw" in medians or "one" in medians:
+        print(f"to_success_s={medians['one-jw' if 'one-jw' in medians else 'one']['to_success_s']:.2f}")
     return 0
 
 

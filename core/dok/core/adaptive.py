@@ -158,7 +158,7 @@ class DokAdaptive(Adaptive):
         now = time.monotonic()
         plan, requested, observed = set(self.plan), set(self.requested), set(self.observed)
         self._measure(plan, observed, now)
-        busy = {ws.name for ws in scheduler.workers.values() if ws.processing}
+        busy = {ws.name for ws in scheduler.workers.values() if ws.processing and ws.name in plan}
         idle = sorted((ws for ws in scheduler.workers.values() if not ws.processing and ws.name in plan),
                       key=lambda ws: (ws.nbytes, str(ws.name)))
         pending = sum(prefix.states.get(state, 0) for prefix in list(scheduler.task_prefixes.values())

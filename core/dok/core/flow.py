@@ -574,6 +574,32 @@ class Flow:
     def task_names(self) -> list[str]:
         return [n.name for n in self.nodes if not n.is_parameter]
 
+    def initial_width(self, values: Mapping[str, Any] | None = None) -> int:
+        """How many task runs are ready the moment the flow starts: every task whose inputs are only
+        parameters and constants counts 1, a map over literal lists or parameter values counts its length
+        (0 when it is empty). `values` are parameter values (defaults fill the others). Sizes the first
+        workers a run asks for, before anything has been measured."""
+        values = {**self.parameters, **(values or {})}
+        params = {i: name for name, i in self._parameters.items()}
+        width = 0
+        for node in self._nodes:
+            if node.is_parameter or any(u not in params for u in node.all_upstream):
+                continue
+            if not node.mapped:
+                width += 1
+                continue
+            lengths = []
+            for arg in node.args:
+                if isinstance(arg, list):
+                    lengths.append(len(arg))
+                elif isinstance(arg, Ref) and arg.index in params:
+                    try:
+                        lengths.append(len(values.get(params[arg.index])))
+                    except TypeError:
+                        continue
+            width += min(lengths) if lengths else 1
+        return width
+
     def reference_nodes(self) -> list[Node]:
         """The terminal task nodes (no task depends on them): their results are the flow's result."""
         has_down = {u for n in self._nodes for u in n.all_upstream}

@@ -30,6 +30,7 @@ __all__ = [
     "RESERVED_ENV_PREFIX",
     "RUNNER_MODULE",
     "PROGRESS_MARK",
+    "RUN_FINISHED_MARK",
     "WORKER_LOG_MARK",
     "SCHEDULER_PORT",
     "DASHBOARD_PORT",
@@ -58,6 +59,7 @@ RUNNER_MODULE = "dok.runner"                # the job pod runs `python -m dok.ru
 RESERVED_ENV_PREFIX = "DOK_"                # environment variables dok sets; users may not
 WORKER_LOG_MARK = "[worker "                # job-pod log lines copied from a worker: "[worker NAME] line"
 PROGRESS_MARK = "[dok-progress] "          # job-pod log lines with a JSON progress record (runner → launcher)
+RUN_FINISHED_MARK = " finished: "           # the runner's last line: "run ID finished: SUCCESS (exit code 0); …"
 
 # -- grammars ------------------------------------------------------------------------------------------------
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")

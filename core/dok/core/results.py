@@ -8,7 +8,7 @@ The runner hands the flow's final State to the caller in one of two ways, both c
 - picked up by an attached `dok run` / `RunHandle.wait()` over a port-forward to the job pod.
 
     data = encode_payload(state, identifier="0f8f…")      # bytes: a magic header + cloudpickle
-    payload = decode_payload(data)                         # ResultPayload(identifier, state)
+    payload = decode_payload(data)                         # ResultPayload(identifier, state, exit_code)
     text = state_document(state, identifier="0f8f…")       # JSON text
     urls = result_urls("s3://bucket/runs", "0f8f…")        # ResultUrls(payload=…/result.pkl, state=…/state.json)
     check_result_location("s3://bucket/runs")              # normalised URL, or ResultLocationError
@@ -17,7 +17,9 @@ The runner hands the flow's final State to the caller in one of two ways, both c
 The payload is the State itself (reference tasks' results in `.result`, every task's State with its result,
 error and traceback in `.task_states`), pickled with cloudpickle, so any value the flow returns comes back as
 the same Python object. A result that cannot be pickled does not lose the run: `encode_payload` replaces it
-by its `repr` and names it in `ResultPayload.unpicklable`.
+by its `repr` and names it in `ResultPayload.unpicklable`. The runner's exit code travels with it (`exit_code`:
+0, 1 or 3, None in payloads written before it existed), so a caller holding the payload knows the run's whole
+outcome without waiting for the job container's status.
 """
 
 from __future__ import annotations
@@ -97,11 +99,13 @@ class ResultUrls:
 @dataclass(frozen=True, kw_only=True)
 class ResultPayload:
     """A decoded payload: the run's identifier, its final State, and the results replaced by their repr
-    because they could not be pickled (task name, or `"<flow>"` for the flow's result)."""
+    because they could not be pickled (task name, or `"<flow>"` for the flow's result), and the runner's exit
+    code when it said one (None otherwise)."""
 
     identifier: str
     state: State
     unpicklable: tuple[str, ...] = ()
+    exit_code: int | None = None
 
 
 # -- URLs ------------------------------------------------------------------------------------------------------
@@ -149,15 +153,17 @@ def result_urls(location: str, identifier: str) -> ResultUrls:
 
 
 # -- the payload -----------------------------------------------------------------------------------------------
-def encode_payload(state: State, *, identifier: str) -> bytes:
+def encode_payload(state: State, *, identifier: str, exit_code: int | None = None) -> bytes:
     """The payload bytes of a run's final State (see the module docstring)."""
-    doc = {"identifier": identifier, "state": state}
+    doc: dict[str, Any] = {"identifier": identifier, "state": state}
+    if exit_code is not None:
+        doc["exit_code"] = int(exit_code)
     try:
         return PAYLOAD_MAGIC + cloudpickle.dumps(doc)
     except Exception:  # noqa: BLE001 - some result cannot be pickled: find it, replace it by its repr
         pass
     cleaned, bad = _picklable_state(state)
-    doc = {"identifier": identifier, "state": cleaned, "unpicklable": bad}
+    doc = {**doc, "state": cleaned, "unpicklable": bad}
     return PAYLOAD_MAGIC + cloudpickle.dumps(doc)
 
 
@@ -175,8 +181,10 @@ def decode_payload(data: bytes) -> ResultPayload:
                                       "cloudpickle versions as the image") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("state"), State):
         raise ResultPayloadError("the result payload holds no State")
+    exit_code = doc.get("exit_code")
     return ResultPayload(identifier=str(doc.get("identifier", "")), state=doc["state"],
-                         unpicklable=tuple(doc.get("unpicklable", ())))
+                         unpicklable=tuple(doc.get("unpicklable", ())),
+                         exit_code=exit_code if isinstance(exit_code, int) else None)
 
 
 def state_document(state: State, *, identifier: str) -> str:

@@ -134,6 +134,9 @@ class RunSpec:
                                                                 default_factory=lambda: _copy(DEFAULT_WORKER_RESOURCES))
     worker_nthreads: int | None = setting(None, kind="int", minimum=1, optional=True)
     max_worker_failures: int | None = setting(None, kind="int", minimum=0, optional=True)
+    # threads of a Dask worker inside the job pod, next to the scheduler: it runs tasks at once, until worker
+    # pods join (then it hands its results over and stops); 0 = every task runs on worker pods
+    job_worker_threads: int = setting(0, kind="int", minimum=0, maximum=64)
     image_pull_policy: str = setting("IfNotPresent", kind="str", choices=PULL_POLICIES)
     scheduler_port: int = setting(SCHEDULER_PORT, kind="int", minimum=1, maximum=65535)
     adapt_interval: float = setting(0.5, kind="float", minimum=0)   # Adaptive's period (s)

@@ -38,7 +38,7 @@ Worker = Hashable  # a worker's name in the cluster's spec (str for worker pods,
 # Keys of the engine's map-length tasks: a fan-out of still unknown width follows each of them.
 LEN_KEY_PREFIX = "len-"
 
-__all__ = ["Decision", "ScalingPolicy", "ScalingSettings", "Snapshot", "Upcoming"]
+__all__ = ["Decision", "ScalingPolicy", "ScalingSettings", "Snapshot", "Upcoming", "initial_workers"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,6 +196,20 @@ class ScalingPolicy:
             return (f"{len(idle)} idle worker(s) kept: work for them is expected in ~{snap.next_work_in:.1f}s, "
                     f"sooner than a new one starts ({cost:.1f}s)")
         return None
+
+
+def initial_workers(width: int, *, nthreads: int, minimum: int, maximum: int | float, covered: int = 0) -> int:
+    """Workers to ask for when a run starts, before any task is measured: one worker thread per task that is
+    ready at once (`Flow.initial_width`), as Adaptive's first tick would want (an unmeasured task counts a
+    full `target_duration`), bounded by min/max and at least 1 (the flow is about to submit work). `covered`:
+    threads that run tasks at once without a worker pod (the job pod's own worker); the tasks they take need
+    no pod, and when they take all of them only `minimum` pods are asked for (Adaptive adds more if needed)."""
+    if covered > 0:
+        rest = max(width, 0) - covered
+        if rest <= 0:
+            return _clamp(0, minimum, maximum)
+        return _clamp(-(-rest // max(nthreads, 1)), minimum, maximum)
+    return _clamp(max(1, -(-max(width, 0) // max(nthreads, 1))), max(1, minimum), maximum)
 
 
 def median(values: list[float]) -> float | None:

@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--processes", action="store_true", help="--local: workers as processes, not threads")
     run.add_argument("--min-workers", type=_positive_int, metavar="N", help="fewest Dask workers")
     run.add_argument("--max-workers", type=_positive_int, metavar="N", help="most Dask workers")
+    run.add_argument("--job-worker-threads", type=_positive_int, metavar="N",
+                     help="run tasks in the job pod too, on N threads, until worker pods join: a small flow ends "
+                          "without waiting for a pod (default 0: tasks run on worker pods only)")
     run.add_argument("--detach", action="store_true", help="print the run's identifier and return at once")
     run.add_argument("--worker-logs", action="store_true",
                      help="also stream the worker pods' logs (copied into the job pod's log as workers end)")

@@ -254,6 +254,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                      image=env_image, active_deadline_seconds=args.active_deadline,
                      **ttl_settings(args),
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
+                     job_worker_threads=getattr(args, "job_worker_threads", None),
                      create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods,
                      **({"dashboard": "off"} if args.no_dashboard else {}),
                      pickup=not args.detach, result_pickup_timeout=args.result_pickup_timeout,

@@ -3,6 +3,7 @@ daemon thread and calls `emit` per line ("[job] …"), keeping the last lines (t
 without reporting a State). When the stream drops while the container still runs it reconnects — with the
 shared retry policy (`dok.kube.retry`), every second, at most 20 times — asking only for the seconds it may
 have missed (lines may then repeat, never go missing). `stop()` ends it at once, also during a wait.
+`wait_last_line(timeout)` waits for the runner's last line (a `last_line` predicate) or the stream's end.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ class LogFollower:
     """Follows one pod's log in a daemon thread; see the module docstring."""
 
     def __init__(self, kube: Kube, namespace: str, pod: str, emit: Callable[[str], None], *,
-                 reconnect: RetryPolicy = RECONNECT) -> None:
+                 reconnect: RetryPolicy = RECONNECT, last_line: Callable[[str], bool] | None = None) -> None:
         self.kube, self.namespace, self.pod, self.emit = kube, namespace, pod, emit
         self.reconnect = reconnect
+        self.last_line = last_line
+        self._ended = threading.Event()  # the stream ended, or `last_line` matched a line
         self.lines: list[str] = []
         self.errors: list[str] = []
         self._stop = threading.Event()
@@ -45,6 +48,11 @@ class LogFollower:
         self._thread.join(timeout)
         self._stop.set()
 
+    def wait_last_line(self, timeout: float) -> bool:
+        """Wait at most `timeout` s for the line `last_line` matches (or the stream's end); True if it came.
+        The follower keeps following: `stop()` ends it."""
+        return self._ended.wait(timeout)
+
     def _follow_once(self) -> None:
         if self._stop.is_set():
             return
@@ -58,6 +66,8 @@ class LogFollower:
             if len(self.lines) > KEEP_LINES:
                 del self.lines[:KEEP_LINES // 2]
             self.emit(f"[job] {line}")
+            if self.last_line is not None and self.last_line(line):
+                self._ended.set()
         # the stream ended: the container finished
 
     def _run(self) -> None:
@@ -69,3 +79,5 @@ class LogFollower:
                             on_retry=note, sleep=self._stop.wait)
         except Exception as exc:  # noqa: BLE001 - the follower only adds lines; the watch decides
             self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._ended.set()

@@ -1,6 +1,7 @@
 """A run on the cluster, seen from the client: `RunHandle` (returned by `execute()`, or re-attached by
 identifier) waits for the run while streaming the job pod's log and worker scaling, returns the flow's
-final State (decoded from the job pod's termination message), cancels, and cleans up by label.
+final State (the full one picked up from the runner, else the summary decoded from the job pod's termination
+message), cancels, and cleans up by label.
 
 Waiting is observe → decide, like the runner's `HealthPolicy`: `_observe` reads the run into a
 `watch.RunView` (pods through the shared `dok.kube.pods.pod_snapshot`), the pure `watch.WatchPolicy` decides
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from dok.core import labels as core_labels
-from dok.core.names import PROGRESS_MARK, WORKER_LOG_MARK
+from dok.core.names import PROGRESS_MARK, RUN_FINISHED_MARK, WORKER_LOG_MARK
 from dok.kube import Forbidden, NotFound, RetryPolicy, created_text, labels_of, name_of, pod_snapshot
 from dok.kube import retry as kube_retry
 
@@ -31,6 +32,8 @@ from .follow import LogFollower
 from .kube import Kube
 from .manifests import CONTAINER_NAME, OPERATOR_GROUP, OPERATOR_RESOURCES, OPERATOR_VERSION, validate_identifier
 from .watch import RunView, WaitOptions, WatchPolicy, decode_state, job_view
+
+LOG_TAIL_WAIT = 1.0  # seconds to let a failed run's last log lines arrive once its outcome is picked up
 
 __all__ = ["RunHandle", "RunStatus", "WaitOptions", "decode_state", "identifier_selector", "job_phase"]
 
@@ -199,7 +202,7 @@ class RunHandle:
         pickup = self._start_pickup()
         try:
             state = self._wait(stream_logs=stream_logs, timeout=timeout, options=options, on_line=on_line,
-                               worker_logs=worker_logs)
+                               worker_logs=worker_logs, pickup=pickup)
             state = self._full_state(state, pickup, on_line or self._print)
         except KeyboardInterrupt:
             if pickup is not None:
@@ -270,8 +273,12 @@ class RunHandle:
         return read_stored(location, self.identifier).state
 
     def _wait(self, *, stream_logs: bool, timeout: float | None, options: WaitOptions,
-              on_line: Callable[[str], None] | None, worker_logs: bool = False) -> Any:
-        """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep."""
+              on_line: Callable[[str], None] | None, worker_logs: bool = False, pickup: Any = None) -> Any:
+        """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep. Ends
+        early when the pick-up holds the runner's payload with its exit code: the outcome is known then, a
+        second before the kubelet reports the container's end; `wait()` takes the State from the payload. A
+        success is offered as soon as the flow ends, and the wait ends at once (the runner's last lines,
+        closing the cluster, are in `dok logs`); otherwise the rest of the log is awaited briefly."""
         emit = on_line or self._print
         job_line = emit if worker_logs else _without_worker_lines(emit)
         if on_line is None:  # plain output: the runner's progress records are for a progress view (dok run)
@@ -302,12 +309,23 @@ class RunHandle:
                 if decision.done:
                     return decision.state
                 if decision.follow and follower is None:
-                    follower = LogFollower(self.kube, self.namespace, decision.follow, job_line)
+                    follower = LogFollower(self.kube, self.namespace, decision.follow, job_line,
+                                           last_line=self._is_last_line)
                     follower.start()
-                time.sleep(options.poll_interval)
+                if pickup is None:
+                    time.sleep(options.poll_interval)
+                elif pickup.arrived(options.poll_interval) and pickup.payload.exit_code is not None \
+                        and pickup.payload.identifier == self.identifier:
+                    self.runner_exit_code = pickup.payload.exit_code
+                    if follower is not None and self.runner_exit_code != 0:
+                        follower.wait_last_line(LOG_TAIL_WAIT)  # the lines that explain a failure, to the end
+                    return None
         finally:
             if follower is not None:
                 follower.stop()
+
+    def _is_last_line(self, line: str) -> bool:
+        return line.find(f"run {self.identifier}{RUN_FINISHED_MARK}") >= 0
 
     def _observe(self, policy: WatchPolicy, follower: LogFollower | None) -> RunView:
         """One look at the run, with what the policy needs to explain a failure: the registry's error for

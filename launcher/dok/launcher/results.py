@@ -7,7 +7,8 @@ up from the job pod over a port-forward.
   created, so a missing right is a clear error (exit 2) and nothing is left half-created.
 - `ResultPickup`: a background thread started when the caller begins to wait: once the job pod runs, it
   forwards a local port to the runner's loopback pick-up server (`dok.kube.PortForward`) and long-polls
-  `GET /result` until the runner offers the payload; `RunHandle.wait()` then returns the State it carries.
+  `GET /result` until the runner offers the payload; `RunHandle.wait()` then returns the State it carries,
+  as soon as it arrives (it carries the runner's exit code: no need to wait for the container's status).
 - `write_output(path, state)`: `--output FILE`, the flow's result pickled with cloudpickle.
 - `read_stored(location, identifier)`: the payload from `<location>/<identifier>/result.pkl` (fsspec; the
   caller's own credentials, e.g. AWS_* variables), for `dok result ID` and `RunHandle.result()`;
@@ -112,7 +113,7 @@ class ResultPickup:
     started port-forward with `.url(path)` and `.close()` (a `dok.kube.PortForward` by default)."""
 
     def __init__(self, *, kube: Any, namespace: str, job_pod: Callable[[], str | None],
-                 forward: Callable[[str], Any] | None = None, poll: float = 1.0) -> None:
+                 forward: Callable[[str], Any] | None = None, poll: float = 0.25) -> None:
         self.kube = kube
         self.namespace = namespace
         self.job_pod = job_pod
@@ -131,6 +132,15 @@ class ResultPickup:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def arrived(self, timeout: float) -> bool:
+        """Wait at most `timeout` s for the payload; True once it is here (the run's outcome is known). A
+        pick-up that ended without one sleeps the whole `timeout` (the caller polls the pod instead)."""
+        if self._done.is_set() and self.payload is None:
+            time.sleep(timeout)
+            return False
+        self._done.wait(timeout)
+        return self.payload is not None
 
     def result(self, timeout: float) -> ResultPayload | None:
         """The payload once picked up (waiting at most `timeout` s for a download under way, a moment

@@ -6,6 +6,10 @@
 - worker names from the backend (`dok-<flow>-<id>-worker-<n>`, never reused, so a replacement never collides
   with a pod that is still terminating);
 - scaling log lines (`RunMonitor`), and a scheduler plugin that records when workers join and leave;
+- optionally (`job_worker_threads`), a Dask worker inside this process — the job pod — that runs tasks at
+  once, before any worker pod could join: a small flow ends without waiting for a pod. Once a worker pod has
+  joined it is paused (no new tasks), and retired when its running tasks are done, its results moving to the
+  worker pods (`retire_workers`), so the run goes on on pods only. It is not counted as a worker pod;
 - a supervisor coroutine on the scheduler's loop that polls `backend.observe()` and applies
   `HealthPolicy`: a worker whose pod vanished (deleted by someone, exited, crashed after joining) is dropped
   from the spec at once, so Adaptive asks for a replacement on its next tick instead of waiting for
@@ -28,7 +32,7 @@ from dok.core.names import DASHBOARD_PORT, SCHEDULER_PORT
 from dok.kube import RetryPolicy
 from dok.kube import retry as kube_retry
 from dok.runner.health import Fatal, HealthPolicy, Replace
-from dok.runner.monitor import JoinTracker, RunMonitor
+from dok.runner.monitor import JOB_WORKER, JoinTracker, RunMonitor
 
 if TYPE_CHECKING:
     from dok.runner.backend import WorkerBackend
@@ -106,8 +110,12 @@ class DokCluster(SpecCluster):
 
     def __init__(self, *, backend: WorkerBackend, monitor: RunMonitor, policy: HealthPolicy,
                  contact_address: str, host: str = "0.0.0.0", port: int = SCHEDULER_PORT, watch_interval: float = 1.0,
-                 worker_nthreads: int = 1, dashboard: str | None = None, asynchronous: bool = False) -> None:
+                 worker_nthreads: int = 1, dashboard: str | None = None, asynchronous: bool = False,
+                 job_worker_threads: int = 0) -> None:
         self.backend = backend
+        self.contact_address = contact_address
+        self.job_worker_threads = job_worker_threads
+        self.job_worker: Any = None  # distributed.Worker in this process while it serves (see the docstring)
         self.worker_nthreads = worker_nthreads
         self.monitor = monitor
         self.policy = policy
@@ -142,8 +150,44 @@ class DokCluster(SpecCluster):
         await super()._start()
         if isinstance(self.scheduler, Scheduler):
             self.scheduler.add_plugin(JoinTracker(self.monitor), name=JoinTracker.name)
+            if self.job_worker_threads > 0 and self.job_worker is None:
+                await self._start_job_worker()
         if self._supervisor is None:
             self._supervisor = asyncio.ensure_future(self._supervise())
+
+    # -- the job pod's own worker ---------------------------------------------------------------------------
+    async def _start_job_worker(self) -> None:
+        from distributed import Worker
+
+        host = self.contact_address.rpartition("://")[2].rpartition(":")[0].strip("[]") or None
+        # memory_limit=0: no Dask memory management (the pause it would lift is dok's hand-over signal);
+        # the job container's memory limit still bounds it.
+        worker = Worker(self.contact_address, nthreads=self.job_worker_threads, name=JOB_WORKER, host=host,
+                        memory_limit=0, validate=False)
+        self.job_worker = await worker
+
+    async def hand_over_job_worker(self) -> str | None:
+        """Once a worker pod has joined: pause the job pod's worker, then retire it when nothing runs on it
+        (its results move to the pods). Returns what it did ("paused", "retired"), None when nothing."""
+        worker = self.job_worker
+        scheduler = self.scheduler if isinstance(self.scheduler, Scheduler) else None
+        if worker is None or scheduler is None or not (self.monitor.joined & set(self.worker_spec)):
+            return None
+        if worker.status == Status.running:
+            worker.status = Status.paused
+            self.monitor.say("scaling: worker pods joined: the job pod's own worker takes no new tasks")
+            return "paused"
+        if worker.status != Status.paused or worker.state.executing_count:
+            return None
+        result = await scheduler.retire_workers(workers=[worker.address], close_workers=True, remove=True,
+                                                stimulus_id=f"dok-job-worker-{time.time()}")
+        if worker.address not in result:
+            return None  # no pod could take its results yet: again at the next check
+        self.job_worker = None
+        with suppress(Exception):
+            await worker.close(reason="dok-job-worker-retired")
+        self.monitor.say("scaling: the job pod's own worker retired, its results moved to the worker pods")
+        return "retired"
 
     # -- naming and scaling log ---------------------------------------------------------------------------
     def _new_worker_name(self, worker_number: int) -> str:
@@ -169,6 +213,7 @@ class DokCluster(SpecCluster):
     async def _supervise(self) -> None:
         while not self._stopping:
             try:
+                await self.hand_over_job_worker()
                 await self.check_workers()
             except asyncio.CancelledError:
                 raise
@@ -214,6 +259,10 @@ class DokCluster(SpecCluster):
             with suppress(asyncio.CancelledError, Exception):
                 await self._supervisor
         await self._stop_worker_processes()
+        if self.job_worker is not None:
+            with suppress(Exception):
+                await self.job_worker.close(reason="dok-run-ended")
+            self.job_worker = None
         await super()._close()
 
     async def _stop_worker_processes(self, timeout: float = 2.0) -> None:

@@ -20,6 +20,8 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from dok.core.names import WORKER_LOG_MARK
 
 
+JOB_WORKER = "job-pod-worker"  # the Dask name of the optional worker inside the job pod (not a pod: not counted)
+
 _ADDRESS = re.compile(r"(?:tcp|tls|ws|wss)://[0-9A-Za-z.\-\[\]:]+:[0-9]+")
 
 
@@ -59,6 +61,9 @@ class RunMonitor:
         self.say(f"scaling: requested worker {name}" + (f" ({planned} planned)" if planned is not None else ""))
 
     def worker_joined(self, name: str, *, address: str | None = None) -> None:
+        if name == JOB_WORKER:
+            self.say("scaling: the job pod's own worker joined: it runs tasks until worker pods join")
+            return
         with self._lock:
             if address:
                 self.addresses[address] = name
@@ -74,6 +79,9 @@ class RunMonitor:
                  + f"; {alive} worker(s) connected")
 
     def worker_left(self, name: str) -> None:
+        if name == JOB_WORKER:
+            self.say("scaling: the job pod's own worker left")
+            return
         with self._lock:
             self.alive.discard(name)
             alive = len(self.alive)

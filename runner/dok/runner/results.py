@@ -8,7 +8,8 @@ The payload and the JSON State document are `dok.core.results`'s; this module on
 - `PickupServer`: without one, a tiny HTTP server on the job pod's loopback (127.0.0.1:RESULT_PORT, so only
   a Kubernetes port-forward — which the API server authorises — reaches it; other pods cannot) that an
   attached `dok run` / `RunHandle.wait()` asks `GET /result?wait=S`. The request waits (at most S seconds,
-  then 204 and the client asks again) until the runner `offer`s the payload; the runner then waits at most
+  then 204 and the client asks again) until the runner `offer`s the payload (a success as soon as the flow
+  ends, before the cluster closes; anything else at the end); the runner then waits at most
   `result_pickup_timeout` seconds for one complete download (`wait_picked_up`) before it exits, and says
   so in its log either way.
 """
@@ -27,6 +28,7 @@ from dok.core.results import RESULT_PATH, RESULT_PORT, encode_payload, result_ur
 __all__ = ["PickupServer", "deliver", "store_results"]
 
 MAX_LONG_POLL = 30.0  # seconds one request may wait for the payload (then 204, and the client asks again)
+SHUTDOWN_POLL = 0.05  # seconds `close()` may wait for the serving thread (it is on the run's last steps)
 
 
 def store_results(location: str, identifier: str, state: Any, *, opener: Callable[..., Any] | None = None) -> str:
@@ -63,9 +65,14 @@ class PickupServer:
         server.daemon_threads = True
         self._server = server
         self.port = server.server_address[1]
-        self._thread = threading.Thread(target=server.serve_forever, name="dok-results", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL},
+                                        name="dok-results", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def offered(self) -> bool:
+        return self._ready.is_set()
 
     def offer(self, data: bytes) -> None:
         self._payload = data
@@ -125,8 +132,9 @@ def _handler(owner: PickupServer) -> type[BaseHTTPRequestHandler]:
 
 
 def deliver(*, state: Any, identifier: str, location: str | None, server: PickupServer | None,
-            pickup_timeout: float, say: Callable[[str], None]) -> bool:
-    """Hand the results over (see the module docstring); True when they reached the store or a client."""
+            pickup_timeout: float, say: Callable[[str], None], exit_code: int | None = None) -> bool:
+    """Hand the results over (see the module docstring); True when they reached the store or a client. A
+    server that was offered the payload already (a success, offered as soon as the flow ended) keeps it."""
     if location is not None:
         t0 = time.monotonic()
         try:
@@ -140,7 +148,8 @@ def deliver(*, state: Any, identifier: str, location: str | None, server: Pickup
     if server is None:
         return False
     try:
-        server.offer(encode_payload(state, identifier=identifier))
+        if not server.offered:
+            server.offer(encode_payload(state, identifier=identifier, exit_code=exit_code))
     except Exception as exc:  # noqa: BLE001
         say(f"results: cannot encode the results: {type(exc).__name__}: {exc}")
         return False

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dok.core.exceptions import EXIT_FLOW_FAILED, EXIT_INFRA, EXIT_SUCCESS
-from dok.core.names import BUNDLE_PATH
+from dok.core.names import BUNDLE_PATH, RUN_FINISHED_MARK
 from dok.core.progress import ProgressCounter, kind_name
 from dok.runner.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, RunnerConfig
 from dok.runner.exceptions import ConfigError, RunnerError, UnsatisfiableResources
@@ -85,13 +85,13 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
                        backend_factory=backend_factory)
     pickup = _start_pickup(config, monitor)
     with _signals(session.abort, enabled=install_signal_handlers):
-        outcome = session.run()
+        outcome = session.run(on_flow_end=lambda o: _offer_success(config, o, pickup, monitor))
     outcome = _with_worker_causes(outcome, monitor)
     if backend_factory is None:  # on the cluster: the Job's TTL by outcome (worker pods are gone already)
         _set_outcome_ttl(config, outcome, monitor)
     _write_termination_log(config.termination_log, outcome.state, monitor)
     _hand_over_results(config, outcome, pickup, monitor, cancelled=session.aborted.is_set())
-    monitor.say(f"run {config.spec.identifier} finished: {_kind(outcome.state)} (exit code {outcome.exit_code}); "
+    monitor.say(f"run {config.spec.identifier}{RUN_FINISHED_MARK}{_kind(outcome.state)} (exit code {outcome.exit_code}); "
                 f"{monitor.summary()}")
     return outcome
 
@@ -115,6 +115,7 @@ class _Session:
         self._lock = threading.Lock()
         self.progress = ProgressCounter()
         self._workers_seen = (0, 0)
+        self.initial_width = flow.initial_width(parameters)  # task runs ready the moment the flow starts
 
     def abort(self, reason: str) -> None:
         if not self.aborted.is_set():
@@ -122,7 +123,9 @@ class _Session:
             self.aborted.set()
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def run(self) -> RunOutcome:
+    def run(self, *, on_flow_end: Callable[[RunOutcome], None] | None = None) -> RunOutcome:
+        """The run's outcome; `on_flow_end(outcome)` is called once the flow has ended, before the cluster is
+        closed (the caller hands a successful State over while the worker pods are being deleted)."""
         cluster = client = backend = None
         try:
             backend = self._backend()
@@ -132,6 +135,8 @@ class _Session:
             thread = threading.Thread(target=self._run_flow, args=(client,), name="dok-flow", daemon=True)
             thread.start()
             outcome = self._wait()
+            if on_flow_end is not None:
+                on_flow_end(outcome)
         except UnsatisfiableResources as exc:  # the run's own settings: a failed run, not an infrastructure error
             self.monitor.say(f"cannot run the flow: {exc.message}")
             outcome = RunOutcome(state=self._partial("Failed", f"{exc.message} (hint: {exc.hint})"),
@@ -160,10 +165,21 @@ class _Session:
     async def _prepare(self, backend: Any) -> None:
         await backend.prepare()
         self._check_task_resources(getattr(backend, "worker_resources", None))
-        prestart = getattr(backend, "prestart", None)  # optional: start the first worker before the scheduler
-        if prestart is not None:
-            name = await prestart(self.config.scheduler_address)
-            self.monitor.say(f"scaling: started worker {name} early (it joins once the scheduler is up)")
+        prestart = getattr(backend, "prestart", None)  # optional: start the first workers before the scheduler
+        if prestart is not None and self.first_workers() > 0:
+            names = await asyncio.gather(*(prestart(self.config.scheduler_address)
+                                           for _ in range(self.first_workers())))
+            self.monitor.say(f"scaling: started worker(s) {', '.join(names)} early (they join once the scheduler "
+                             f"is up; {self.initial_width} task(s) ready at the start)")
+
+    def first_workers(self) -> int:
+        """Workers to ask for before anything is measured: what the tasks ready at the start need (one worker
+        thread each), between min and max workers (`dok.core.scaling.initial_workers`)."""
+        from dok.core.scaling import initial_workers
+
+        s = self.config.spec
+        return initial_workers(self.initial_width, nthreads=self.config.nthreads, minimum=s.min_workers,
+                               maximum=s.max_workers, covered=s.job_worker_threads)
 
     def _check_task_resources(self, has: Mapping[str, float] | None) -> None:
         """Fail now when a task asks for Dask resources (e.g. GPU) that no worker pod of this run will have:
@@ -192,10 +208,11 @@ class _Session:
         cluster = DokCluster(backend=backend, monitor=self.monitor, policy=policy,
                              contact_address=c.scheduler_address, host=c.scheduler_host, port=s.scheduler_port,
                              watch_interval=s.watch_interval, worker_nthreads=c.nthreads,
-                             dashboard=dashboard_address(enabled=s.dashboard == "on", host=c.scheduler_host))
-        # The flow is about to submit work: ask for the first worker now rather than on Adaptive's first tick
-        # (Adaptive takes over at once and retires it after `wait_count` idle checks if it is not needed).
-        cluster.scale(max(1, s.min_workers))
+                             dashboard=dashboard_address(enabled=s.dashboard == "on", host=c.scheduler_host),
+                             job_worker_threads=s.job_worker_threads)
+        # The flow is about to submit work: ask for the first workers now rather than on Adaptive's first tick
+        # (Adaptive takes over at once and retires them after `wait_count` idle checks if they are not needed).
+        cluster.scale(self.first_workers())
         cluster.adapt(minimum=s.min_workers, maximum=s.max_workers, interval=f"{s.adapt_interval}s",
                       wait_count=s.adapt_wait_count, target_duration=f"{s.adapt_target_duration}s",
                       settings=settings_for(s))
@@ -312,6 +329,20 @@ def _set_outcome_ttl(config: RunnerConfig, outcome: RunOutcome, monitor: RunMoni
                       success=_is_success(outcome.state), say=monitor.say)
 
 
+def _offer_success(config: RunnerConfig, outcome: RunOutcome, pickup: Any, monitor: RunMonitor) -> None:
+    """A successful State is final when the flow ends: offer it for pick-up at once, so the caller has it while
+    the cluster closes (failures wait for the end: the causes of workers that ended early may still come)."""
+    if pickup is None or config.spec.result_location is not None or outcome.exit_code != EXIT_SUCCESS:
+        return
+    from dok.core.results import encode_payload
+
+    try:
+        state = _with_worker_causes(outcome, monitor).state
+        pickup.offer(encode_payload(state, identifier=config.spec.identifier, exit_code=outcome.exit_code))
+    except Exception as exc:  # noqa: BLE001 - the hand-over at the end tries again and reports
+        monitor.say(f"warning: cannot offer the results early: {type(exc).__name__}: {exc}")
+
+
 def _with_worker_causes(outcome: RunOutcome, monitor: RunMonitor) -> RunOutcome:
     """The outcome whose State also names the worker pods that ended early, and why (OOMKilled, Evicted…)."""
     from dok.runner.causes import with_causes
@@ -402,6 +433,7 @@ def _hand_over_results(config: RunnerConfig, outcome: RunOutcome, pickup: Any, m
         if spec.result_location is None and (pickup is None or cancelled):
             return
         deliver(state=outcome.state, identifier=spec.identifier, location=spec.result_location, server=pickup,
+                exit_code=outcome.exit_code,
                 pickup_timeout=spec.result_pickup_timeout or 0.0, say=monitor.say)
     finally:
         if pickup is not None:
