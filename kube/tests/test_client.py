@@ -218,3 +218,31 @@ current-context: x
     client, pod, namespace, kwargs = seen[0]
     assert client is not k.core.api_client and client.configuration is k.core.api_client.configuration
     assert (pod, namespace, kwargs) == ("p", "team-a", {"ports": "8788"})
+
+
+def test_an_ended_port_forward_relay_thread_prints_no_traceback(monkeypatch):
+    import ssl
+    import threading
+
+    import dok.kube.client as kc
+
+    seen: list[str] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(repr(args.exc_value)))
+    monkeypatch.setattr(kc, "_hook_installed", False)
+    kc._quiet_proxy_thread_ends()
+    kc._quiet_proxy_thread_ends()  # idempotent
+
+    def ended():
+        raise ssl.SSLEOFError(8, "EOF occurred in violation of protocol")
+
+    def broken():
+        raise ValueError("a real bug")
+
+    for target in (ended, broken):
+        t = threading.Thread(target=target, name="Kubernetes port forward proxy: 8788")
+        t.start()
+        t.join()
+    other = threading.Thread(target=ended, name="some other thread")
+    other.start()
+    other.join()
+    assert len(seen) == 2 and "a real bug" in seen[0] and "SSLEOFError" in seen[1], seen

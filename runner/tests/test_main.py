@@ -37,3 +37,23 @@ def test_module_entrypoint_exit_code(tmp_path):
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "cannot start the run: missing job pod environment" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_the_pickup_server_starts_before_the_heavy_imports_only_when_a_caller_waits():
+    from dok.core.runspec import env_var
+    from dok.runner.__main__ import early_pickup_server
+
+    assert early_pickup_server({}) is None  # detached: nobody picks up
+    assert early_pickup_server({env_var("result_pickup_timeout"): "120",
+                                env_var("result_location"): "s3://bucket/runs"}) is None  # the store has them
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOK_")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    code = ("import sys\nfrom dok.runner.__main__ import early_pickup_server\n"
+            "s = early_pickup_server({'DOK_RESULT_PICKUP_TIMEOUT': '120'})\n"
+            "assert s is not None and s.port == 8788 or s is None\n"
+            "heavy = [m for m in ('distributed', 'kubernetes', 'numpy') if m in sys.modules]\n"
+            "print('heavy:', heavy)\n"
+            "s is not None and s.close()\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "heavy: []" in proc.stdout  # listening before distributed or the Kubernetes client is imported

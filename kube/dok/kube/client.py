@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -285,6 +286,7 @@ class Kube:
         from kubernetes.stream import portforward
 
         action = f"port-forward to pod {namespace}/{pod}:{port}"
+        _quiet_proxy_thread_ends()
         # kubernetes.stream swaps the ApiClient's `request` for a websocket one while it connects: on the shared
         # client, a call made meanwhile by another thread (a poll, another stream) would go out as a websocket
         # request and fail ("Missing required parameter `ports`"), or restore the wrong method. Each stream
@@ -370,3 +372,29 @@ class Kube:
 def _short(exc: BaseException) -> str:
     status = api_status(exc)
     return f"HTTP {status}" if status is not None else f"{type(exc).__name__}: {str(exc)[:120]}"
+
+
+_PROXY_THREAD = "Kubernetes port forward proxy"  # kubernetes.stream.ws_client names its relay threads so
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+def _quiet_proxy_thread_ends() -> None:
+    """kubernetes.stream relays each forwarded port in a thread of its own; when the pod's side closes while
+    it sends (the runner exited, the pod ended) that thread dies with an SSL/socket error and Python prints
+    its traceback. The stream's end is already seen by the reader (`PortForward`): such errors are dropped,
+    every other thread's exception still goes to the previous hook."""
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed:
+            return
+        previous = threading.excepthook
+
+        def hook(args: threading.ExceptHookArgs) -> None:
+            name = getattr(args.thread, "name", "") or ""
+            if name.startswith(_PROXY_THREAD) and isinstance(args.exc_value, OSError):
+                return
+            previous(args)
+
+        threading.excepthook = hook
+        _hook_installed = True

@@ -62,9 +62,10 @@ def run(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_BUND
 
 def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_BUNDLE_PATH, *, environ: Mapping[str, str] | None = None,
             backend_factory: Callable[[RunnerConfig], Any] | None = None, install_signal_handlers: bool = True,
-            monitor: RunMonitor | None = None, **overrides: Any) -> RunOutcome:
+            monitor: RunMonitor | None = None, pickup: Any = None, **overrides: Any) -> RunOutcome:
     """The whole run (see the module docstring). `backend_factory(config)` replaces the pod backend (tests);
-    `overrides` are RunnerConfig fields that win over the environment."""
+    `pickup`: a result pick-up server started before this was called (`__main__`); `overrides` are
+    RunnerConfig fields that win over the environment."""
     environ = os.environ if environ is None else environ
     monitor = monitor or RunMonitor()
     termination_log = overrides.get("termination_log") or environ.get(TERMINATION_LOG_ENV) or DEFAULT_TERMINATION_LOG
@@ -75,6 +76,8 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
         flow.resolve_parameters(parameters)
     except Exception as exc:  # noqa: BLE001 - every failure before the cluster exists is reported the same way
         monitor.say(f"cannot start the run: {exc}")
+        if pickup is not None:
+            pickup.close()
         outcome = RunOutcome(state=_failed(f"infrastructure error: {exc}"), exit_code=EXIT_INFRA)
         _write_termination_log(termination_log, outcome.state, monitor)
         return outcome
@@ -83,7 +86,7 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
                 f"image {config.image}, scheduler {config.scheduler_address}")
     session = _Session(config=config, flow=flow, parameters=parameters, monitor=monitor,
                        backend_factory=backend_factory)
-    pickup = _start_pickup(config, monitor)
+    pickup = _start_pickup(config, monitor, started=pickup)
     with _signals(session.abort, enabled=install_signal_handlers):
         outcome = session.run(on_flow_end=lambda o: _offer_success(config, o, pickup, monitor))
     outcome = _with_worker_causes(outcome, monitor)
@@ -408,12 +411,17 @@ def _write_termination_log(path: str, state: Any, monitor: RunMonitor) -> None:
         monitor.say(f"warning: cannot write the termination log {path}: {exc}")
 
 
-def _start_pickup(config: RunnerConfig, monitor: RunMonitor) -> Any:
+def _start_pickup(config: RunnerConfig, monitor: RunMonitor, *, started: Any = None) -> Any:
     """The pick-up server (dok.runner.results) when the launcher asked for one: no result location and a
-    pick-up timeout set (an attached client). None otherwise, or when the port is taken (said in the log)."""
+    pick-up timeout set (an attached client); `started` (one `__main__` started early) is used when it is
+    wanted, closed when not. None otherwise, or when the port is taken (said in the log)."""
     spec = config.spec
     if spec.result_location is not None or spec.result_pickup_timeout is None:
+        if started is not None:
+            started.close()
         return None
+    if started is not None:
+        return started
     from dok.runner.results import PickupServer
 
     try:
