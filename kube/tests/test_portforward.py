@@ -159,3 +159,25 @@ def test_checks_rbac_then_the_pod() -> None:
     ok = FakeKube(pod={"status": {"phase": "Running"}})
     check_forwardable(ok, namespace="ns", pod="p")  # type: ignore[arg-type]
     assert ok.asked == [Access(verb="create", resource="pods", subresource="portforward", namespace="ns")]
+
+
+def test_quiet_keeps_stream_errors_without_logging_them(caplog) -> None:
+    import logging
+
+    def silent(conn: socket.socket) -> None:
+        conn.close()
+
+    for quiet, logged in ((True, False), (False, True)):
+        caplog.clear()
+        with caplog.at_level(logging.DEBUG, logger="dok.kube.portforward"):
+            with PortForward(None, namespace="ns", pod="p", port=82, quiet=quiet,
+                             open_stream=lambda: FakeStream(82, silent, error="refused on 82")) as fwd:
+                with socket.create_connection(("127.0.0.1", fwd.local_port), timeout=10) as c:
+                    assert c.recv(10) == b""
+                for _ in range(50):
+                    if fwd.errors:
+                        break
+                    threading.Event().wait(0.05)
+        assert fwd.errors == ["ns/p:82: refused on 82"]
+        warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "refused on 82" in r.getMessage()]
+        assert bool(warned) is logged

@@ -66,12 +66,12 @@ class PortForward:
     `start()` / `close()`. `open_stream` replaces `kube.open_port_forward` (tests)."""
 
     def __init__(self, kube: Kube | None, *, namespace: str, pod: str, port: int, local_port: int = 0,
-                 host: str = "127.0.0.1", check: bool = True,
+                 host: str = "127.0.0.1", check: bool = True, quiet: bool = False,
                  open_stream: Callable[[], Any] | None = None) -> None:
         if not 0 < port < 65536:
             raise ValueError(f"port {port} is not a TCP port")
         self.kube, self.namespace, self.pod, self.port = kube, namespace, pod, port
-        self.host, self.requested_port, self.check = host, local_port, check
+        self.host, self.requested_port, self.check, self.quiet = host, local_port, check, quiet
         self._open_stream = open_stream or (lambda: kube.open_port_forward(namespace, pod, port))  # type: ignore[union-attr]
         self._listener: socket.socket | None = None
         self._closed = threading.Event()
@@ -171,7 +171,9 @@ class PortForward:
                 self._sockets.discard(conn)
 
     def _error(self, message: str) -> None:
-        logger.warning("port-forward: %s", message)
+        """A stream's error: logged as a warning, or kept in `errors` only when `quiet` (a caller that retries
+        and reports on its own, like the result pick-up)."""
+        (logger.debug if self.quiet else logger.warning)("port-forward: %s", message)
         self.errors.append(message)
 
 

@@ -152,7 +152,7 @@ class ResultPickup:
         return self.payload
 
     def _port_forward(self, pod: str) -> Any:
-        return PortForward(self.kube, namespace=self.namespace, pod=pod, port=RESULT_PORT).start()
+        return PortForward(self.kube, namespace=self.namespace, pod=pod, port=RESULT_PORT, quiet=True).start()
 
     def _run(self) -> None:
         try:
