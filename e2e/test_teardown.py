@@ -86,6 +86,15 @@ def test_finished_run_keeps_job_and_pod_with_success_ttl(cluster, namespace, ima
     assert job is not None, "the finished Job was deleted"
     assert job.spec.ttl_seconds_after_finished == 300, job.spec  # created with 7200, shortened by the runner
     pods = pods_by_component(cluster, namespace, identifier)
+    live_workers = [p.metadata.name for c, ps in pods.items() if c != "job" for p in ps
+                    if p.status.phase in ("Running", "Pending") and not p.metadata.deletion_timestamp]
+    assert not live_workers, f"worker pods still running when `dok run` returned: {live_workers}"
+    # `dok run` returns as soon as it has the runner's State (its workers deleted, its TTL set); the kubelet
+    # reports the job container's exit a moment later.
+    deadline = time.monotonic() + 15
+    while [p.status.phase for p in pods.get("job", [])] != ["Succeeded"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+        pods = pods_by_component(cluster, namespace, identifier)
     assert [p.status.phase for p in pods.get("job", [])] == ["Succeeded"], pods
     live_workers = [p.metadata.name for c, ps in pods.items() if c != "job" for p in ps
                     if p.status.phase in ("Running", "Pending") and not p.metadata.deletion_timestamp]

@@ -317,6 +317,7 @@ def test_the_picked_up_outcome_ends_the_wait_before_the_container_is_seen_ending
     h._start_pickup = lambda: _PickedUp(full, 0)
     state = h.wait(options=FAST, on_line=lines.append)
     assert state.result == {"total": 12502500} and h.full_results and h.runner_exit_code == 0
+    assert lines[-1].startswith(f"[job] run {ID} finished: SUCCESS")  # the runner's last line was awaited
     failed = Failed(message="infrastructure error: workers cannot start")
     kube2 = FakeKube([([job()], [pod("p", phase="Running")])])
     kube2.log_lines = ["cannot start workers", f"run {ID} finished: FAILED (exit code 3); workers: …"]

@@ -33,7 +33,7 @@ from .kube import Kube
 from .manifests import CONTAINER_NAME, OPERATOR_GROUP, OPERATOR_RESOURCES, OPERATOR_VERSION, validate_identifier
 from .watch import RunView, WaitOptions, WatchPolicy, decode_state, job_view
 
-LOG_TAIL_WAIT = 1.0  # seconds to let a failed run's last log lines arrive once its outcome is picked up
+LOG_TAIL_WAIT = 1.0  # seconds to let the runner's last log lines arrive once the outcome is picked up
 
 __all__ = ["RunHandle", "RunStatus", "WaitOptions", "decode_state", "identifier_selector", "job_phase"]
 
@@ -276,9 +276,9 @@ class RunHandle:
               on_line: Callable[[str], None] | None, worker_logs: bool = False, pickup: Any = None) -> Any:
         """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep. Ends
         early when the pick-up holds the runner's payload with its exit code: the outcome is known then, a
-        second before the kubelet reports the container's end; `wait()` takes the State from the payload. A
-        success is offered as soon as the flow ends, and the wait ends at once (the runner's last lines,
-        closing the cluster, are in `dok logs`); otherwise the rest of the log is awaited briefly."""
+        second before the kubelet reports the container's end; `wait()` takes the State from the payload. The
+        runner offers it once its workers are deleted and the Job's TTL is set, then says its last line, which
+        is awaited briefly (the job pod's status follows as its container exits)."""
         emit = on_line or self._print
         job_line = emit if worker_logs else _without_worker_lines(emit)
         if on_line is None:  # plain output: the runner's progress records are for a progress view (dok run)
@@ -317,8 +317,8 @@ class RunHandle:
                 elif pickup.arrived(options.poll_interval) and pickup.payload.exit_code is not None \
                         and pickup.payload.identifier == self.identifier:
                     self.runner_exit_code = pickup.payload.exit_code
-                    if follower is not None and self.runner_exit_code != 0:
-                        follower.wait_last_line(LOG_TAIL_WAIT)  # the lines that explain a failure, to the end
+                    if follower is not None:
+                        follower.wait_last_line(LOG_TAIL_WAIT)  # the runner's last lines, said as it exits
                     return None
         finally:
             if follower is not None:

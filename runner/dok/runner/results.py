@@ -8,8 +8,8 @@ The payload and the JSON State document are `dok.core.results`'s; this module on
 - `PickupServer`: without one, a tiny HTTP server on the job pod's loopback (127.0.0.1:RESULT_PORT, so only
   a Kubernetes port-forward — which the API server authorises — reaches it; other pods cannot) that an
   attached `dok run` / `RunHandle.wait()` asks `GET /result?wait=S`. The request waits (at most S seconds,
-  then 204 and the client asks again) until the runner `offer`s the payload (a success as soon as the flow
-  ends, before the cluster closes; anything else at the end); the runner then waits at most
+  then 204 and the client asks again) until the runner `offer`s the payload (once the workers are deleted
+  and the Job's TTL is set: when the caller has it, the run is over); the runner then waits at most
   `result_pickup_timeout` seconds for one complete download (`wait_picked_up`) before it exits, and says
   so in its log either way.
 """
@@ -134,7 +134,7 @@ def _handler(owner: PickupServer) -> type[BaseHTTPRequestHandler]:
 def deliver(*, state: Any, identifier: str, location: str | None, server: PickupServer | None,
             pickup_timeout: float, say: Callable[[str], None], exit_code: int | None = None) -> bool:
     """Hand the results over (see the module docstring); True when they reached the store or a client. A
-    server that was offered the payload already (a success, offered as soon as the flow ended) keeps it."""
+    server that was offered a payload already keeps it."""
     if location is not None:
         t0 = time.monotonic()
         try:

@@ -88,7 +88,7 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
                        backend_factory=backend_factory)
     pickup = _start_pickup(config, monitor, started=pickup)
     with _signals(session.abort, enabled=install_signal_handlers):
-        outcome = session.run(on_flow_end=lambda o: _offer_success(config, o, pickup, monitor))
+        outcome = session.run()
     outcome = _with_worker_causes(outcome, monitor)
     if backend_factory is None:  # on the cluster: the Job's TTL by outcome (worker pods are gone already)
         _set_outcome_ttl(config, outcome, monitor)
@@ -126,9 +126,7 @@ class _Session:
             self.aborted.set()
 
     # -- lifecycle ----------------------------------------------------------------------------------------
-    def run(self, *, on_flow_end: Callable[[RunOutcome], None] | None = None) -> RunOutcome:
-        """The run's outcome; `on_flow_end(outcome)` is called once the flow has ended, before the cluster is
-        closed (the caller hands a successful State over while the worker pods are being deleted)."""
+    def run(self) -> RunOutcome:
         cluster = client = backend = None
         try:
             backend = self._backend()
@@ -138,8 +136,6 @@ class _Session:
             thread = threading.Thread(target=self._run_flow, args=(client,), name="dok-flow", daemon=True)
             thread.start()
             outcome = self._wait()
-            if on_flow_end is not None:
-                on_flow_end(outcome)
         except UnsatisfiableResources as exc:  # the run's own settings: a failed run, not an infrastructure error
             self.monitor.say(f"cannot run the flow: {exc.message}")
             outcome = RunOutcome(state=self._partial("Failed", f"{exc.message} (hint: {exc.hint})"),
@@ -330,20 +326,6 @@ def _set_outcome_ttl(config: RunnerConfig, outcome: RunOutcome, monitor: RunMoni
         return
     apply_outcome_ttl(kube, namespace=config.namespace, pod_name=config.pod_name, spec=config.spec,
                       success=_is_success(outcome.state), say=monitor.say)
-
-
-def _offer_success(config: RunnerConfig, outcome: RunOutcome, pickup: Any, monitor: RunMonitor) -> None:
-    """A successful State is final when the flow ends: offer it for pick-up at once, so the caller has it while
-    the cluster closes (failures wait for the end: the causes of workers that ended early may still come)."""
-    if pickup is None or config.spec.result_location is not None or outcome.exit_code != EXIT_SUCCESS:
-        return
-    from dok.core.results import encode_payload
-
-    try:
-        state = _with_worker_causes(outcome, monitor).state
-        pickup.offer(encode_payload(state, identifier=config.spec.identifier, exit_code=outcome.exit_code))
-    except Exception as exc:  # noqa: BLE001 - the hand-over at the end tries again and reports
-        monitor.say(f"warning: cannot offer the results early: {type(exc).__name__}: {exc}")
 
 
 def _with_worker_causes(outcome: RunOutcome, monitor: RunMonitor) -> RunOutcome:
