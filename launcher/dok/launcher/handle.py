@@ -231,12 +231,15 @@ class RunHandle:
             return None
         from .results import ResultPickup
 
-        return ResultPickup(kube=self.kube, namespace=self.namespace, job_pod=self._running_job_pod).start()
+        return ResultPickup(kube=self.kube, namespace=self.namespace, job_pod=self._scheduled_job_pod).start()
 
-    def _running_job_pod(self) -> str | None:
+    def _scheduled_job_pod(self) -> str | None:
+        """The job pod once it is on a node and not ending: the pick-up may connect before the kubelet reports
+        it Running (about a second after its container starts; the runner listens from its first moment)."""
         job_pods, _ = self.pods()
-        running = [p for p in job_pods if _phase(p) == "Running" and not (p.get("metadata") or {}).get("deletionTimestamp")]
-        return name_of(running[-1]) if running else None
+        live = [p for p in job_pods if _phase(p) in ("Pending", "Running") and (p.get("spec") or {}).get("nodeName")
+                and not (p.get("metadata") or {}).get("deletionTimestamp")]
+        return name_of(live[-1]) if live else None
 
     def _full_state(self, state: Any, pickup: Any, emit: Callable[[str], None]) -> Any:
         """The State with the full results the pick-up fetched; else the summary State, saying why."""

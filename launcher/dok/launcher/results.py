@@ -5,7 +5,7 @@ up from the job pod over a port-forward.
   for a run the caller waits for (not detached) that has no result location.
 - `check_pickup_allowed(kube, namespace)`: the caller's RBAC for `pods/portforward`, asked before the Job is
   created, so a missing right is a clear error (exit 2) and nothing is left half-created.
-- `ResultPickup`: a background thread started when the caller begins to wait: once the job pod runs, it
+- `ResultPickup`: a background thread started when the caller begins to wait: once the job pod is on a node, it
   forwards a local port to the runner's loopback pick-up server (`dok.kube.PortForward`) and long-polls
   `GET /result` until the runner offers the payload; `RunHandle.wait()` then returns the State it carries,
   as soon as it arrives (it carries the runner's exit code: no need to wait for the container's status).
@@ -36,6 +36,7 @@ __all__ = ["DEFAULT_PICKUP_TIMEOUT", "ResultPickup", "check_pickup_allowed", "lo
 
 DEFAULT_PICKUP_TIMEOUT = 120.0  # seconds the runner of an attached run waits for the pick-up
 LONG_POLL = 20.0                # seconds one GET waits for the payload before asking again
+MAX_RETRY_WAIT = 1.0            # seconds between connection attempts at most (they back off up to this)
 
 
 def pickup_timeout(*, result_location: str | None, detach: bool, requested: float | None = None) -> float | None:
@@ -152,9 +153,13 @@ class ResultPickup:
         return self.payload
 
     def _port_forward(self, pod: str) -> Any:
-        return PortForward(self.kube, namespace=self.namespace, pod=pod, port=RESULT_PORT, quiet=True).start()
+        # No phase check: the job pod may still read Pending while its container already runs (the caller's
+        # right to port-forward was checked before the Job was created).
+        return PortForward(self.kube, namespace=self.namespace, pod=pod, port=RESULT_PORT, check=False,
+                           quiet=True).start()
 
     def _run(self) -> None:
+        failures = 0
         try:
             while not self._stop.is_set():
                 pod = self.job_pod()
@@ -163,7 +168,8 @@ class ResultPickup:
                     continue
                 if self._fetch_from(pod):
                     return
-                self._stop.wait(self.poll)
+                failures += 1  # e.g. the container is not started yet: ask less often, at most every second
+                self._stop.wait(min(MAX_RETRY_WAIT, self.poll * (1.5 ** min(failures, 10))))
         finally:
             self._done.set()
 
