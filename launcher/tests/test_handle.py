@@ -174,6 +174,26 @@ def test_cleanup_reports_leftovers():
     assert remaining == ["Job/dok-f-0f8fad5b", "pod/p"]
 
 
+def test_cleanup_forces_a_pod_stuck_terminating_once():
+    class Stuck(FakeKube):
+        def __init__(self, script):
+            super().__init__(script)
+            self.graces = []
+
+        def delete_pod(self, namespace, name, grace_period_seconds=None):
+            self.graces.append((name, grace_period_seconds))
+            return True
+
+    kube = Stuck([([], [pod("w1", component="worker", phase="Running", deleting=True)])])
+    h, _ = handle(kube)
+    assert h.cleanup(timeout=1.6, stuck_after=0.05) == ["pod/w1"]  # the fake never lets it go (sweeps every 0.5 s)
+    assert kube.graces == [("w1", 0)]  # not deleted again at first (it is terminating), then forced once
+    patient = Stuck([([], [pod("w1", component="worker", phase="Running", deleting=True)])])
+    h2, _ = handle(patient)
+    h2.cleanup(timeout=1.1, stuck_after=60.0)
+    assert patient.graces == []
+
+
 def test_cleanup_deletes_the_runs_dask_custom_resources():
     """Backend "operator": an orphaned DaskWorkerGroup of the run is deleted by label; without the CRDs
     (NotFound) the sweep is a no-op."""

@@ -384,9 +384,14 @@ class RunHandle:
         for pod in job_pods:
             self.kube.delete_pod(self.namespace, name_of(pod), grace_period_seconds=grace_period_seconds)
 
-    def cleanup(self, *, timeout: float = 60.0, grace_period_seconds: int = 5) -> list[str]:
+    def cleanup(self, *, timeout: float = 60.0, grace_period_seconds: int = 5, stuck_after: float = 20.0) -> list[str]:
         """Delete the Job and every pod with the identifier; wait until gone. Returns what remains
-        (empty when clean) — the names of objects still there after `timeout` seconds."""
+        (empty when clean) — the names of objects still there after `timeout` seconds. A pod still
+        terminating `stuck_after` seconds after this cleanup first saw it deleting (a busy kubelet, a
+        container that ignores SIGTERM) is deleted again with no grace period, as the operator's own cleanup
+        does: it leaves the API at once and the kubelet stops what is left of it."""
+        deleting_since: dict[str, float] = {}
+        forced: set[str] = set()
 
         def sweep() -> list[str]:
             # The operator backend's resources first: their controllers recreate the pods deleted below
@@ -396,11 +401,15 @@ class RunHandle:
                 if not (job.get("metadata") or {}).get("deletionTimestamp"):
                     self.kube.delete_job(self.namespace, name_of(job))
             pods = [pod_snapshot(p) for p in self.kube.list_pods(self.namespace, self.selector)]
+            now = time.monotonic()
             for pod in pods:
                 done = pod.phase in ("Succeeded", "Failed")
                 if not pod.deleting or done:
                     self.kube.delete_pod(self.namespace, pod.name,
                                          grace_period_seconds=0 if done else grace_period_seconds)
+                elif now - deleting_since.setdefault(pod.name, now) >= stuck_after and pod.name not in forced:
+                    forced.add(pod.name)
+                    self.kube.delete_pod(self.namespace, pod.name, grace_period_seconds=0)
             secrets = pull_secret.sweep(self.kube, self.namespace, self.selector)  # dok's own pull Secret
             return [f"Job/{name_of(j)}" for j in jobs] + [f"pod/{p.name}" for p in pods] + secrets + dask
 
