@@ -1,6 +1,6 @@
 """Test stand-ins for what `dok.kube` talks to, shared by the kube, launcher and runner tests (`//kube:testing`):
-scripted kubernetes client APIs behind a real `Kube` (no cluster, no sleeping), and fake port-forward streams
-(a socketpair whose far end is a tiny server thread)."""
+scripted kubernetes client APIs behind a real `Kube` (no cluster, no sleeping), a kubeconfig for an API server
+where nothing listens, and fake port-forward streams (a socketpair whose far end is a tiny server thread)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import urllib3
@@ -66,6 +67,29 @@ def scripted_kube(*, hints: Hints, budget: float = 5.0, **apis: Any) -> tuple[Ku
     kube = Kube(host="https://fake:6443", retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget),
                 sleep=sleeps.append, clock=lambda: sum(sleeps), hints=hints, **apis)
     return kube, sleeps
+
+
+# -- kubeconfig ------------------------------------------------------------------------------------------------
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (at the time of asking)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unreachable_kubeconfig(directory: Path, *, namespace: str = "team-a") -> tuple[Path, int]:
+    """(path, port): a kubeconfig in `directory` (token user, context namespace `namespace`) whose API server is
+    https://127.0.0.1:<port>, where nothing listens: connecting is refused at once."""
+    port = free_port()
+    path = directory / "kubeconfig"
+    path.write_text(f"""apiVersion: v1
+kind: Config
+clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
+users: [{{name: u, user: {{token: abc}}}}]
+contexts: [{{name: x, context: {{cluster: c, user: u, namespace: {namespace}}}}}]
+current-context: x
+""")
+    return path, port
 
 
 # -- port-forward streams ---------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
 import time
 
 import pytest
@@ -13,7 +12,7 @@ import pytest
 from dok.kube import Hints, Kube
 from dok.kube.client import Access
 from dok.kube.exceptions import ClusterUnreachable, Forbidden, KubeconfigError, NotFound
-from kube_fakes import ScriptedApi, api_error, refused, scripted_kube
+from kube_fakes import ScriptedApi, api_error, refused, scripted_kube, unreachable_kubeconfig
 
 
 kube = functools.partial(scripted_kube, hints=Hints(forbidden="ask for pods create"))
@@ -89,22 +88,8 @@ def test_can_service_account_reviews_as_the_service_account():
                                           "namespace": "team-a"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_kubeconfig_namespace_and_fast_failure_when_nothing_listens(tmp_path):
-    port = _free_port()
-    cfg = tmp_path / "kubeconfig"
-    cfg.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
-users: [{{name: u, user: {{token: abc}}}}]
-contexts: [{{name: x, context: {{cluster: c, user: u, namespace: team-a}}}}]
-current-context: x
-""")
+    cfg, port = unreachable_kubeconfig(tmp_path, namespace="team-a")
     k = Kube.from_kubeconfig(cfg)
     assert k.default_namespace == "team-a" and k.host == f"https://127.0.0.1:{port}"
     start = time.monotonic()
