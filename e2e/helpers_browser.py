@@ -16,6 +16,9 @@ from typing import Any
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
                   "--no-first-run", "--no-default-browser-check", "--window-size=1400,1000")
 
+MISSING_CHROMIUM = ("headless Chromium is missing: none of chromium, chromium-browser, google-chrome is on PATH; "
+                    "install the Debian package with `apt-get install chromium` (.ci/run installs it)")
+
 
 def chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):

@@ -7,6 +7,9 @@ opens the forwarded /status page: its DOM is Dask's page with bokeh's embedded r
 a test artifact (Bazel's TEST_UNDECLARED_OUTPUTS_DIR, i.e. the target's outputs.zip). `dok dashboard ID`
 prints its URL as the first line and serves the same page. Once the run has finished (kept with --keep) and
 for an unknown identifier, `dok dashboard ID` is a clear error with exit 2, not a hang.
+
+Needs the Debian package chromium (`apt-get install chromium`; .ci/run installs it): without it the tests fail
+saying so.
 """
 
 from __future__ import annotations
@@ -49,8 +52,14 @@ CANVASES = """(() => { let n = 0; const walk = (root) => { for (const e of root.
     if (e.tagName === "CANVAS") n++; if (e.shadowRoot) walk(e.shadowRoot); } }; walk(document); return n; })()"""
 FIGURE_TITLES = "Bokeh.documents.flatMap(d => d.roots()).map(r => (r.title && r.title.text) || '')"
 
-pytestmark = pytest.mark.skipif(helpers_browser.chromium() is None,
-                                reason="needs the Debian package chromium (.ci/run installs it)")
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_installed() -> str:
+    """The browser these tests drive. Without it they fail (not skip) saying how to install it."""
+    path = helpers_browser.chromium()
+    if path is None:
+        pytest.fail(helpers_browser.MISSING_CHROMIUM, pytrace=False)
+    return path
 
 
 def test_dashboard_in_a_browser_during_a_run_and_clear_errors_after(cluster, namespace, tmp_path):

@@ -17,6 +17,7 @@ import os
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -91,13 +92,31 @@ def outcome_text(handle: Any, lines: list[str]) -> tuple[Any, str]:
     return state, f"{state.message}\n" + "\n".join(lines)
 
 
-def test_deleted_worker_pod_is_replaced_and_the_flow_succeeds(cluster: helpers.Cluster, namespace: str,
-                                                               built_env: Any) -> None:
+@dataclass(frozen=True, kw_only=True)
+class DeletedWorkerRun:
+    """What `run_deleting_one_worker` saw: the run's handle, its final State and log lines, the deleted
+    worker pod's name and every worker pod name seen running."""
+
+    handle: Any
+    state: Any
+    lines: list[str]
+    victim: str
+    seen: frozenset[str]
+
+    @property
+    def log(self) -> str:
+        return "\n".join(self.lines)
+
+
+def run_deleting_one_worker(cluster: helpers.Cluster, namespace: str, built_env: Any, *, n: int, delay: float,
+                            **options: Any) -> DeletedWorkerRun:
+    """Runs the faults flow on 2 workers, force-deletes one running worker pod once both have worked on tasks
+    for a few seconds (a saboteur thread), waits for the end and asserts what every such run must give: a
+    worker was deleted, the flow succeeded, the result is right. The caller checks the backend's own traces."""
     import dok.launcher
 
-    n, delay = 24, 2.0
     handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": n, "delay": delay},
-                                  max_workers=2, worker_start_timeout=120)
+                                  max_workers=2, worker_start_timeout=120, **options)
     seen: set[str] = set()
     victim: dict[str, str] = {}
 
@@ -122,49 +141,28 @@ def test_deleted_worker_pod_is_replaced_and_the_flow_succeeds(cluster: helpers.C
     assert victim, f"never saw 2 running workers to delete one\n{log}"
     assert state.is_successful(), f"{state!r}\n{log}"
     assert [str(v) for v in (state.result or {}).values()] == [str(sum(x ** 3 for x in range(n)))], state.result
-    assert f"{victim['name']} will be replaced" in log or f"worker {victim['name']} left" in log, log
-    requested = {line.split("requested worker ")[1].split()[0] for line in lines if "requested worker " in line}
+    return DeletedWorkerRun(handle=handle, state=state, lines=lines, victim=victim["name"], seen=frozenset(seen))
+
+
+def test_deleted_worker_pod_is_replaced_and_the_flow_succeeds(cluster: helpers.Cluster, namespace: str,
+                                                               built_env: Any) -> None:
+    run = run_deleting_one_worker(cluster, namespace, built_env, n=24, delay=2.0)
+    log = run.log
+    assert f"{run.victim} will be replaced" in log or f"worker {run.victim} left" in log, log
+    requested = {line.split("requested worker ")[1].split()[0] for line in run.lines if "requested worker " in line}
     assert len(requested) >= 3, f"no replacement worker was requested: {requested}\n{log}"
-    no_worker_left(cluster, namespace, handle.identifier)
-    handle.cleanup()
+    no_worker_left(cluster, namespace, run.handle.identifier)
+    run.handle.cleanup()
 
 
 def test_deleted_worker_pod_on_the_operator_backend_still_succeeds(cluster: helpers.Cluster, namespace: str,
                                                                   built_env: Any, dask_operator: None) -> None:
     """Backend "operator": a worker pod deleted mid-run comes back (the operator's Deployment recreates it under
     the same Dask worker name, or dok asks for another worker) and the flow still succeeds."""
-    import dok.launcher
-
-    n, delay = 24, 2.0
-    handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": n, "delay": delay},
-                                  max_workers=2, worker_start_timeout=120, backend="operator")
-    victim: dict[str, str] = {}
-    seen: set[str] = set()
-
-    def saboteur() -> None:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            pods = running_workers(cluster, namespace, handle.identifier)
-            seen.update(p.metadata.name for p in pods)
-            if len(pods) == 2 and not victim:
-                time.sleep(3)  # let both work on tasks first
-                name = pods[0].metadata.name
-                cluster.core.delete_namespaced_pod(name, namespace, grace_period_seconds=0)
-                victim["name"] = name
-            time.sleep(0.5)
-
-    thread = threading.Thread(target=saboteur, daemon=True)
-    thread.start()
-    lines: list[str] = []
-    state = handle.wait(stream_logs=True, timeout=600, cleanup=False,
-                        on_line=lambda line: (lines.append(line), print(line)))
-    log = "\n".join(lines)
-    assert victim, f"never saw 2 running workers to delete one\n{log}"
-    assert state.is_successful(), f"{state!r}\n{log}"
-    assert [str(v) for v in (state.result or {}).values()] == [str(sum(x ** 3 for x in range(n)))], state.result
-    assert len(seen) >= 3, f"the deleted worker pod was never replaced: {seen}"
-    no_worker_left(cluster, namespace, handle.identifier)
-    handle.cleanup()
+    run = run_deleting_one_worker(cluster, namespace, built_env, n=24, delay=2.0, backend="operator")
+    assert len(run.seen) >= 3, f"the deleted worker pod was never replaced: {sorted(run.seen)}"
+    no_worker_left(cluster, namespace, run.handle.identifier)
+    run.handle.cleanup()
 
 
 def test_unschedulable_workers_fail_the_run_within_the_timeout(cluster: helpers.Cluster, namespace: str,

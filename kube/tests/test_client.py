@@ -3,64 +3,23 @@ deletes that treat 404 as done, kubeconfig loading, and a fast failure when noth
 
 from __future__ import annotations
 
-import json
+import functools
 import logging
-import socket
 import time
 
 import pytest
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
-from dok.kube import Hints, Kube, RetryPolicy
+from dok.kube import Hints, Kube
 from dok.kube.client import Access
 from dok.kube.exceptions import ClusterUnreachable, Forbidden, KubeconfigError, NotFound
+from kube_fakes import ScriptedApi, api_error, refused, scripted_kube, unreachable_kubeconfig
 
 
-class Resp:
-    def __init__(self, body):
-        self.data = json.dumps(body).encode()
-
-
-def api_error(status, message="nope"):
-    e = ApiException(status=status, reason="x")
-    e.body = json.dumps({"message": message})
-    return e
-
-
-class FakeApi:
-    """Each method pops the next scripted outcome (an exception to raise, or a JSON body)."""
-
-    def __init__(self, **scripts):
-        self.scripts = {k: list(v) for k, v in scripts.items()}
-        self.calls = []
-
-    def __getattr__(self, method):
-        if method.startswith("_") or method not in self.scripts:
-            raise AttributeError(method)
-
-        def fn(*args, **kwargs):
-            self.calls.append((method, args, kwargs))
-            outcome = self.scripts[method].pop(0)
-            if isinstance(outcome, BaseException):
-                raise outcome
-            return Resp(outcome)
-        return fn
-
-
-def kube(budget=5.0, **apis):
-    sleeps = []
-    k = Kube(host="https://fake:6443", retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget),
-             sleep=sleeps.append, clock=lambda: sum(sleeps), hints=Hints(forbidden="ask for pods create"), **apis)
-    return k, sleeps
-
-
-def refused():
-    return urllib3.exceptions.NewConnectionError(None, "Connection refused")
+kube = functools.partial(scripted_kube, hints=Hints(forbidden="ask for pods create"))
 
 
 def test_list_returns_dicts_and_retries_transient_failures(caplog):
-    core = FakeApi(list_namespaced_pod=[refused(), api_error(503), {"items": [{"metadata": {"name": "a"}}]}])
+    core = ScriptedApi(list_namespaced_pod=[refused(), api_error(503), {"items": [{"metadata": {"name": "a"}}]}])
     k, sleeps = kube(core=core)
     with caplog.at_level(logging.WARNING):
         assert k.list_pods("ns", "x=y") == [{"metadata": {"name": "a"}}]
@@ -70,7 +29,7 @@ def test_list_returns_dicts_and_retries_transient_failures(caplog):
 
 
 def test_gives_up_after_the_budget_naming_the_attempts():
-    core = FakeApi(list_namespaced_pod=[refused()] * 100)
+    core = ScriptedApi(list_namespaced_pod=[refused()] * 100)
     k, sleeps = kube(budget=2.0, core=core)
     with pytest.raises(ClusterUnreachable, match="cluster unreachable at https://fake:6443") as info:
         k.list_pods("ns", "x=y")
@@ -78,7 +37,7 @@ def test_gives_up_after_the_budget_naming_the_attempts():
 
 
 def test_errors_are_translated_without_retry():
-    core = FakeApi(read_namespaced_pod=[api_error(403, "the message")])
+    core = ScriptedApi(read_namespaced_pod=[api_error(403, "the message")])
     k, sleeps = kube(core=core)
     with pytest.raises(Forbidden, match="read Pod ns/p: forbidden: the message") as info:
         k.read("Pod", "ns", "p")
@@ -86,7 +45,7 @@ def test_errors_are_translated_without_retry():
 
 
 def test_read_missing_is_none_and_delete_treats_404_as_done():
-    core = FakeApi(read_namespaced_pod=[api_error(404)], delete_namespaced_pod=[api_error(404), {}])
+    core = ScriptedApi(read_namespaced_pod=[api_error(404)], delete_namespaced_pod=[api_error(404), {}])
     k, _ = kube(core=core)
     assert k.read("Pod", "ns", "gone") is None
     assert k.delete_pod("ns", "gone") is False
@@ -96,16 +55,16 @@ def test_read_missing_is_none_and_delete_treats_404_as_done():
 
 def test_create_sends_the_manifest_and_returns_the_object():
     manifest = {"kind": "Job", "metadata": {"name": "j", "namespace": "ns"}, "spec": {"ttlSecondsAfterFinished": 5}}
-    batch = FakeApi(create_namespaced_job=[{**manifest, "status": {}}])
+    batch = ScriptedApi(create_namespaced_job=[{**manifest, "status": {}}])
     k, _ = kube(batch=batch)
     assert k.create(manifest)["spec"] == {"ttlSecondsAfterFinished": 5}
     assert batch.calls[0][1] == ("ns", manifest)
 
 
 def test_can_i_and_ping_and_quick_events():
-    authz = FakeApi(create_self_subject_access_review=[{"status": {"allowed": False, "reason": "no RBAC"}}])
-    version = FakeApi(get_code=[{"gitVersion": "v1.20.15"}])
-    core = FakeApi(list_namespaced_event=[refused()])
+    authz = ScriptedApi(create_self_subject_access_review=[{"status": {"allowed": False, "reason": "no RBAC"}}])
+    version = ScriptedApi(get_code=[{"gitVersion": "v1.20.15"}])
+    core = ScriptedApi(list_namespaced_event=[refused()])
     k, sleeps = kube(authz=authz, version=version, core=core)
     assert k.can_i(Access(verb="create", resource="jobs", group="batch", namespace="ns")) == (False, "no RBAC")
     body = authz.calls[0][1][0]
@@ -118,7 +77,7 @@ def test_can_i_and_ping_and_quick_events():
 
 
 def test_can_service_account_reviews_as_the_service_account():
-    authz = FakeApi(create_subject_access_review=[{"status": {"allowed": True}}])
+    authz = ScriptedApi(create_subject_access_review=[{"status": {"allowed": True}}])
     k, _ = kube(authz=authz)
     access = Access(verb="get", resource="pods", subresource="log", namespace="team-a")
     assert k.can_service_account(access, service_account="runner-sa") == (True, "")
@@ -129,22 +88,8 @@ def test_can_service_account_reviews_as_the_service_account():
                                           "namespace": "team-a"}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_kubeconfig_namespace_and_fast_failure_when_nothing_listens(tmp_path):
-    port = _free_port()
-    cfg = tmp_path / "kubeconfig"
-    cfg.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
-users: [{{name: u, user: {{token: abc}}}}]
-contexts: [{{name: x, context: {{cluster: c, user: u, namespace: team-a}}}}]
-current-context: x
-""")
+    cfg, port = unreachable_kubeconfig(tmp_path, namespace="team-a")
     k = Kube.from_kubeconfig(cfg)
     assert k.default_namespace == "team-a" and k.host == f"https://127.0.0.1:{port}"
     start = time.monotonic()
@@ -169,7 +114,7 @@ def test_unknown_kind_is_a_programming_error():
 
 
 def test_not_found_is_usage_exit_code():
-    core = FakeApi(read_namespaced_pod_log=[api_error(404, "pod gone")])
+    core = ScriptedApi(read_namespaced_pod_log=[api_error(404, "pod gone")])
     k, _ = kube(core=core)
     with pytest.raises(NotFound) as info:
         k.pod_log("ns", "p")

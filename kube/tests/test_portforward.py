@@ -12,42 +12,7 @@ import pytest
 
 from dok.kube import Forbidden, NotFound, PodNotRunning, PortForward, check_forwardable
 from dok.kube.client import Access
-
-
-class FakeStream:
-    """What `Kube.open_port_forward` returns: socket(port) relayed to a server thread; error(port)."""
-
-    def __init__(self, port: int, serve: Any, error: str | None = None) -> None:
-        self.port = port
-        self.ours, theirs = socket.socketpair()
-        self._error = error
-        self.closed = False
-        threading.Thread(target=serve, args=(theirs,), daemon=True).start()
-
-    def socket(self, port: int) -> socket.socket:
-        assert port == self.port
-        return self.ours
-
-    def error(self, port: int) -> str | None:
-        return self._error
-
-    def close(self) -> None:
-        self.closed = True
-        self.ours.close()
-
-
-def http_server(conn: socket.socket) -> None:
-    """Answer one HTTP request with a body naming the path, then close."""
-    with conn:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-        path = data.split(b" ")[1]
-        body = b"pod says " + path
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+from kube_fakes import FakeStream, http_server
 
 
 def big_echo(conn: socket.socket) -> None:
@@ -64,7 +29,7 @@ def test_each_connection_gets_its_own_stream_and_bytes_flow_both_ways() -> None:
     streams: list[FakeStream] = []
 
     def open_stream() -> FakeStream:
-        streams.append(FakeStream(8787, http_server))
+        streams.append(FakeStream(http_server, port=8787))
         return streams[-1]
 
     with PortForward(None, namespace="ns", pod="p", port=8787, open_stream=open_stream) as fwd:
@@ -77,7 +42,7 @@ def test_each_connection_gets_its_own_stream_and_bytes_flow_both_ways() -> None:
 def test_large_payloads_pass_intact() -> None:
     payload = bytes(range(256)) * 40_000  # ~10 MB
     with PortForward(None, namespace="ns", pod="p", port=9000,
-                     open_stream=lambda: FakeStream(9000, big_echo)) as fwd:
+                     open_stream=lambda: FakeStream(big_echo, port=9000)) as fwd:
         with socket.create_connection(("127.0.0.1", fwd.local_port), timeout=10) as c:
             sender = threading.Thread(target=lambda: (c.sendall(payload), c.shutdown(socket.SHUT_WR)))
             sender.start()
@@ -98,7 +63,7 @@ def test_a_stream_that_cannot_open_fails_that_connection_only_and_says_why() -> 
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("handshake refused")
-        return FakeStream(80, http_server)
+        return FakeStream(http_server, port=80)
 
     with PortForward(None, namespace="ns", pod="p", port=80, open_stream=open_stream) as fwd:
         with pytest.raises((urllib.error.URLError, ConnectionError, OSError)):
@@ -112,7 +77,7 @@ def test_the_pods_error_channel_is_kept() -> None:
         conn.close()
 
     with PortForward(None, namespace="ns", pod="p", port=81,
-                     open_stream=lambda: FakeStream(81, silent, error="connection refused on 81")) as fwd:
+                     open_stream=lambda: FakeStream(silent, port=81, error="connection refused on 81")) as fwd:
         with socket.create_connection(("127.0.0.1", fwd.local_port), timeout=10) as c:
             assert c.recv(10) == b""
         for _ in range(50):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import io
 import socket
-import threading
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ from dok.kube import Forbidden
 from dok.launcher import dashboard
 from dok.launcher.cli import build_parser, main
 from dok.launcher.exceptions import RunFinished, RunNotFound, RunNotRunning, UsageError
+from kube_fakes import FakeStream, http_server
 
 IDENT = "0b5e2c1e-1111-4222-8333-444455556666"
 
@@ -37,35 +37,6 @@ def job(phase: str = "Running") -> dict[str, Any]:
     status: dict[str, Any] = {"active": 1} if phase == "Running" else {
         "conditions": [{"type": "Complete" if phase == "Succeeded" else "Failed", "status": "True"}]}
     return {"metadata": {"name": "run-job", "labels": {"dok.dev/identifier": IDENT}}, "status": status}
-
-
-class FakeStream:
-    """`Kube.open_port_forward`'s result: socket(port) is the near end of a socketpair served by a thread."""
-
-    def __init__(self, serve: Any) -> None:
-        self.ours, theirs = socket.socketpair()
-        threading.Thread(target=serve, args=(theirs,), daemon=True).start()
-
-    def socket(self, port: int) -> socket.socket:
-        assert port == DASHBOARD_PORT
-        return self.ours
-
-    def error(self, port: int) -> None:
-        return None
-
-    def close(self) -> None:
-        self.ours.close()
-
-
-def http_ok(conn: socket.socket) -> None:
-    with conn:
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            data += chunk
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
 
 
 class FakeKube:
@@ -95,7 +66,7 @@ class FakeKube:
 
     def open_port_forward(self, namespace: str, pod: str, port: int) -> FakeStream:
         self.streams += 1
-        return FakeStream(http_ok)
+        return FakeStream(http_server, port=DASHBOARD_PORT)
 
 
 def args_for(*argv: str) -> argparse.Namespace:

@@ -3,7 +3,6 @@ error with a hint and the CLI's exit code (2: fix something, 3: the platform).""
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from dok.kube.exceptions import KubeconfigError
 from dok.launcher.exceptions import ClusterUnreachable
 from dok.launcher.kube import Kube, hints_for
 from dok.launcher.kubeconfig import KubeconfigChoice
+from kube_fakes import unreachable_kubeconfig
 
 LOCAL = hints_for(KubeconfigChoice(path=Path("/x"), source="local-cluster"))
 HOME = hints_for(KubeconfigChoice(path=Path("/x"), source="home"))
@@ -54,22 +54,8 @@ def test_connection_refused_names_host_and_local_hint():
     assert "tools/bazel" not in translate(exc, action="x", hints=HOME).hint
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_server_fails_fast(tmp_path):
-    port = _free_port()  # nothing listens there
-    cfg = tmp_path / "kubeconfig"
-    cfg.write_text(f"""apiVersion: v1
-kind: Config
-clusters: [{{name: c, cluster: {{server: "https://127.0.0.1:{port}", insecure-skip-tls-verify: true}}}}]
-users: [{{name: u, user: {{token: abc}}}}]
-contexts: [{{name: x, context: {{cluster: c, user: u, namespace: team-a}}}}]
-current-context: x
-""")
+    cfg, port = unreachable_kubeconfig(tmp_path, namespace="team-a")  # nothing listens there
     kube = Kube.connect(kubeconfig=str(cfg), environ={})
     assert kube.default_namespace == "team-a" and kube.choice.source == "flag"
     start = time.monotonic()

@@ -20,14 +20,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the helper nex
 from local_backend import LocalProcessBackend, free_port  # noqa: E402
 
 
-def slow(x, delay=0.5):
+def gated(x, gate, delay=0.5):
+    """x * 2, `delay` seconds after the file `gate` exists. The tests open the gate once the cluster has the
+    workers they check for: the work cannot drain before then, however slowly worker processes start on a
+    loaded machine (the race these tests lost: Adaptive rightly never needed a late worker once the first
+    ones had done the work)."""
+    import os as _os
     import time as _t
 
+    deadline = _t.monotonic() + 120
+    while not _os.path.exists(gate) and _t.monotonic() < deadline:
+        _t.sleep(0.05)
     _t.sleep(delay)
     return x * 2
 
 
-def make_cluster(backend, *, start_timeout=30.0, budget=3, minimum=0, maximum=3):
+# start_timeout: not under test here; starting Python worker processes can take long on a loaded machine.
+def make_cluster(backend, *, start_timeout=120.0, budget=3, minimum=0, maximum=3):
     monitor = RunMonitor(stream=io.StringIO())
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -59,17 +68,19 @@ def wait_for(predicate, timeout):
     return False
 
 
-def test_adaptive_scales_to_max_never_beyond_and_back_to_zero():
+def test_adaptive_scales_to_max_never_beyond_and_back_to_zero(tmp_path):
     backend = LocalProcessBackend()
     cluster, monitor = make_cluster(backend, maximum=3)
     sampler = Sampler(backend)
     sampler.start()
+    gate = tmp_path / "gate"
     try:
         with Client(cluster, set_as_default=False) as client:
             t0 = time.monotonic()
-            futures = client.map(slow, range(60), delay=0.5)
+            futures = client.map(gated, range(60), gate=str(gate), delay=0.5)
             assert wait_for(lambda: len(monitor.alive) == 3, 60), monitor._stream.getvalue()
             to_max = time.monotonic() - t0
+            gate.touch()
             assert client.gather(futures) == [x * 2 for x in range(60)]
             del futures  # results held by the client keep one worker alive (it stores them)
             assert wait_for(lambda: not backend.alive() and not cluster.worker_spec, 30), monitor._stream.getvalue()
@@ -85,19 +96,22 @@ def test_adaptive_scales_to_max_never_beyond_and_back_to_zero():
     assert monitor.fatal_error is None
 
 
-def test_vanished_worker_is_replaced_and_results_are_correct():
+def test_vanished_worker_is_replaced_and_results_are_correct(tmp_path):
     backend = LocalProcessBackend()
     cluster, monitor = make_cluster(backend, maximum=2)
+    gate = tmp_path / "gate"
     try:
         with Client(cluster, set_as_default=False) as client:
-            futures = client.map(slow, range(40), delay=0.4)
+            futures = client.map(gated, range(40), gate=str(gate), delay=0.4)
             assert wait_for(lambda: len(monitor.alive) == 2, 60), monitor._stream.getvalue()
             victim = sorted(monitor.alive)[0]
             backend.kill(victim)  # like `kubectl delete pod`, without the cluster asking
+            # a replacement is requested while the work still waits at the gate
+            assert wait_for(lambda: len(backend.created) >= 3, 60), monitor._stream.getvalue()
+            gate.touch()
             assert client.gather(futures) == [x * 2 for x in range(40)]
             log = monitor._stream.getvalue()
             assert f"{victim} will be replaced" in log or f"worker {victim} left" in log, log
-            assert len(backend.created) >= 3, log  # a replacement was requested
     finally:
         cluster.close(timeout=30)
     assert monitor.fatal_error is None, monitor._stream.getvalue()

@@ -5,82 +5,34 @@ semantics (fake CoreV1Api, no cluster)."""
 from __future__ import annotations
 
 import asyncio
-import json
+import functools
 
 import pytest
-import urllib3
-from kubernetes.client.exceptions import ApiException
 
 from dok.runner.backend import PodWorkerBackend, warning_events_text
 from dok.core.runspec import RunSpec
 from dok.runner.config import RunnerConfig
 from dok.kube.exceptions import ClusterUnreachable
 from dok.runner.exceptions import Conflict, Forbidden, KubernetesError, NotFound
-from dok.kube import Kube, RetryPolicy
 from dok.runner.kube import HINTS, RETRY, connect
+from kube_fakes import ScriptedApi, api_error, refused, scripted_kube
 
 
-class Resp:
-    def __init__(self, body):
-        self.data = json.dumps(body).encode()
-
-
-def api_error(status, message="nope"):
-    e = ApiException(status=status, reason="x")
-    e.body = json.dumps({"message": message})
-    return e
-
-
-class FakeCore:
-    """Scripted CoreV1Api: each method pops the next outcome (an exception to raise or a body)."""
-
-    def __init__(self, **scripts):
-        self.scripts = {k: list(v) for k, v in scripts.items()}
-        self.calls = []
-        self.pods = {}
-
-    def _next(self, method, *args, **kwargs):
-        self.calls.append((method, args, kwargs))
-        outcome = self.scripts[method].pop(0)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return Resp(outcome) if not callable(outcome) else Resp(outcome(*args, **kwargs))
-
-    def read_namespaced_pod(self, *a, **k):
-        return self._next("read_namespaced_pod", *a, **k)
-
-    def list_namespaced_pod(self, *a, **k):
-        return self._next("list_namespaced_pod", *a, **k)
-
-    def create_namespaced_pod(self, *a, **k):
-        return self._next("create_namespaced_pod", *a, **k)
-
-    def delete_namespaced_pod(self, *a, **k):
-        return self._next("delete_namespaced_pod", *a, **k)
-
-
-def kube(core, budget=5.0):
-    sleeps = []
-    k = Kube(core=core, retry=RetryPolicy(initial=0.1, maximum=1.0, budget=budget), hints=HINTS,
-             sleep=sleeps.append, clock=lambda: sum(sleeps))
-    return k, sleeps
-
-
-def refused():
-    return urllib3.exceptions.NewConnectionError(None, "Connection refused")
+kube = functools.partial(scripted_kube, hints=HINTS)
 
 
 def test_transient_errors_are_retried_with_growing_backoff():
-    core = FakeCore(list_namespaced_pod=[refused(), api_error(503), api_error(429), refused(), {"items": [{"a": 1}]}])
-    k, sleeps = kube(core)
+    core = ScriptedApi(list_namespaced_pod=[refused(), api_error(503), api_error(429), refused(),
+                                            {"items": [{"a": 1}]}])
+    k, sleeps = kube(core=core)
     assert k.list_pods("ns", "x=y") == [{"a": 1}]
     assert len(sleeps) == 4 and sleeps[-1] > sleeps[0]
     assert core.calls[0][2]["label_selector"] == "x=y"
 
 
 def test_gives_up_after_the_budget_with_a_hint():
-    core = FakeCore(list_namespaced_pod=[refused()] * 100)
-    k, sleeps = kube(core, budget=2.0)
+    core = ScriptedApi(list_namespaced_pod=[refused()] * 100)
+    k, sleeps = kube(core=core, budget=2.0)
     with pytest.raises(ClusterUnreachable, match="cluster unreachable") as info:
         k.list_pods("ns", "x=y")
     assert "gave up after" in str(info.value) and "unreachable from this pod" in info.value.hint
@@ -92,8 +44,8 @@ def test_gives_up_after_the_budget_with_a_hint():
     (422, KubernetesError, "invalid"), (400, KubernetesError, "HTTP 400"),
 ])
 def test_errors_are_translated_without_retry(status, cls, text):
-    core = FakeCore(create_namespaced_pod=[api_error(status, "the message")])
-    k, sleeps = kube(core)
+    core = ScriptedApi(create_namespaced_pod=[api_error(status, "the message")])
+    k, sleeps = kube(core=core)
     with pytest.raises(cls, match=text) as info:
         k.create({"kind": "Pod", "metadata": {"name": "p", "namespace": "ns"}})
     assert "the message" in str(info.value) and "create Pod ns/p" in str(info.value)
@@ -101,8 +53,8 @@ def test_errors_are_translated_without_retry(status, cls, text):
 
 
 def test_delete_treats_404_as_success():
-    core = FakeCore(delete_namespaced_pod=[api_error(404), {}])
-    k, _ = kube(core)
+    core = ScriptedApi(delete_namespaced_pod=[api_error(404), {}])
+    k, _ = kube(core=core)
     assert k.delete_pod("ns", "gone") is False
     assert k.delete_pod("ns", "here", grace_period_seconds=1) is True
     assert core.calls[1][2]["grace_period_seconds"] == 1
@@ -133,8 +85,8 @@ JOB_POD = {"metadata": {"name": "job", "uid": "uid-9"}, "spec": {"containers": [
 
 
 def test_backend_create_reads_the_job_pod_once_and_builds_the_manifest():
-    core = FakeCore(read_namespaced_pod=[JOB_POD], create_namespaced_pod=[lambda ns, body, **k: body] * 2)
-    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    core = ScriptedApi(read_namespaced_pod=[JOB_POD], create_namespaced_pod=[lambda ns, body, **k: body] * 2)
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core=core)[0])
     asyncio.run(backend.prepare())
     names = [backend.new_name(), backend.new_name()]
     assert names == ["dok-fanout-0f8e2d3c-worker-0", "dok-fanout-0f8e2d3c-worker-1"]
@@ -148,15 +100,15 @@ def test_backend_create_reads_the_job_pod_once_and_builds_the_manifest():
 
 def test_backend_create_conflict_with_own_live_pod_is_success():
     mine = {"metadata": {"name": "w", "labels": {"dok.dev/identifier": "0f8e2d3c-aaaa"}}}
-    core = FakeCore(read_namespaced_pod=[JOB_POD, mine], create_namespaced_pod=[api_error(409)])
-    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    core = ScriptedApi(read_namespaced_pod=[JOB_POD, mine], create_namespaced_pod=[api_error(409)])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core=core)[0])
     asyncio.run(backend.create("w", CONFIG.scheduler_address))
 
 
 def test_backend_create_conflict_with_someone_elses_pod_fails():
     other = {"metadata": {"name": "w", "labels": {"dok.dev/identifier": "another-run"}}}
-    core = FakeCore(read_namespaced_pod=[JOB_POD, other], create_namespaced_pod=[api_error(409)])
-    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    core = ScriptedApi(read_namespaced_pod=[JOB_POD, other], create_namespaced_pod=[api_error(409)])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core=core)[0])
     with pytest.raises(Conflict):
         asyncio.run(backend.create("w", CONFIG.scheduler_address))
 
@@ -170,8 +122,8 @@ def test_backend_cleanup_lists_workers_only_and_deletes_live_ones():
                       {"metadata": {"name": "b", "deletionTimestamp": "t"}, "status": RUNNING},
                       {"metadata": {"name": "c"}, "status": RUNNING},
                       {"metadata": {"name": "d", "deletionTimestamp": "t"}, "status": PULLING}]}
-    core = FakeCore(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, api_error(404), {}])
-    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    core = ScriptedApi(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, api_error(404), {}])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core=core)[0])
     assert asyncio.run(backend.cleanup()) == ["a", "d"]
     selector = core.calls[0][2]["label_selector"]
     assert selector == "dok.dev/identifier=0f8e2d3c-aaaa,app.kubernetes.io/component=worker"
@@ -182,8 +134,8 @@ def test_backend_cleanup_lists_workers_only_and_deletes_live_ones():
 def test_backend_deletes_pods_that_never_started_without_grace():
     pods = {"items": [{"metadata": {"name": "w-0"}, "status": PULLING},
                       {"metadata": {"name": "w-1"}, "status": RUNNING}]}
-    core = FakeCore(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, {}])
-    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    core = ScriptedApi(list_namespaced_pod=[pods], delete_namespaced_pod=[{}, {}])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core=core)[0])
     asyncio.run(backend.observe())
     asyncio.run(backend.delete("w-0"))
     asyncio.run(backend.delete("w-1"))
@@ -205,9 +157,9 @@ def test_warning_events_text_keeps_the_last_distinct_warnings():
 
 def test_prestarted_worker_is_adopted_by_the_next_name_and_create_is_idempotent():
     mine = {"metadata": {"name": "dok-fanout-0f8e2d3c-worker-0", "labels": {"dok.dev/identifier": "0f8e2d3c-aaaa"}}}
-    core = FakeCore(read_namespaced_pod=[JOB_POD, mine],
+    core = ScriptedApi(read_namespaced_pod=[JOB_POD, mine],
                     create_namespaced_pod=[lambda ns, body, **k: body, api_error(409), lambda ns, body, **k: body])
-    backend = PodWorkerBackend(config=CONFIG, kube=kube(core)[0])
+    backend = PodWorkerBackend(config=CONFIG, kube=kube(core=core)[0])
     asyncio.run(backend.prepare())
     first = asyncio.run(backend.prestart(CONFIG.scheduler_address))
     assert first == "dok-fanout-0f8e2d3c-worker-0"

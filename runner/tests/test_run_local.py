@@ -62,7 +62,9 @@ def environ(tmp_path, sha, **extra):
         "DOK_IMAGE": "unused", "DOK_NAMESPACE": "local", "DOK_POD_NAME": "job-pod", "DOK_POD_UID": "uid",
         "DOK_POD_IP": "127.0.0.1", "DOK_BUNDLE_SHA256": sha, "DOK_MAX_WORKERS": "2",
         "DOK_SCHEDULER_PORT": str(free_port()), "DOK_TERMINATION_LOG": str(tmp_path / "termination-log"),
-        "DOK_ADAPT_INTERVAL": "0.3", "DOK_WATCH_INTERVAL": "0.3", "DOK_WORKER_START_TIMEOUT": "30",
+        # The start timeout is not under test here (workers that cannot start exit at once and are caught
+        # by their exit): generous, as starting Python worker processes can take long on a loaded machine.
+        "DOK_ADAPT_INTERVAL": "0.3", "DOK_WATCH_INTERVAL": "0.3", "DOK_WORKER_START_TIMEOUT": "120",
     }
     env.update(extra)
     return env

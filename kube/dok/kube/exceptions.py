@@ -24,40 +24,34 @@ class KubeError(DokError):
         self.reason = reason
 
 
-class KubeconfigError(KubeError):
+class KubeUsageError(KubeError):
+    """Base of the errors the caller must fix (credentials, permissions, names, values): exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
+class KubeconfigError(KubeUsageError):
     """The kubeconfig (or in-cluster configuration) cannot be loaded or used."""
 
-    exit_code = EXIT_USAGE
 
-
-class Unauthorized(KubeError):
+class Unauthorized(KubeUsageError):
     """The API server rejected the credentials (HTTP 401)."""
 
-    exit_code = EXIT_USAGE
 
-
-class Forbidden(KubeError):
+class Forbidden(KubeUsageError):
     """The caller may not do this (HTTP 403); the hint says whose permission is missing."""
 
-    exit_code = EXIT_USAGE
 
-
-class NotFound(KubeError):
+class NotFound(KubeUsageError):
     """The object does not exist (HTTP 404)."""
 
-    exit_code = EXIT_USAGE
 
-
-class Conflict(KubeError):
+class Conflict(KubeUsageError):
     """The object already exists (HTTP 409)."""
 
-    exit_code = EXIT_USAGE
 
-
-class Invalid(KubeError):
+class Invalid(KubeUsageError):
     """The API server rejected a value (HTTP 400/422)."""
-
-    exit_code = EXIT_USAGE
 
 
 class ApiUnavailable(KubeError):
