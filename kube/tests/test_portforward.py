@@ -136,7 +136,7 @@ def test_quiet_keeps_stream_errors_without_logging_them(caplog) -> None:
         caplog.clear()
         with caplog.at_level(logging.DEBUG, logger="dok.kube.portforward"):
             with PortForward(None, namespace="ns", pod="p", port=82, quiet=quiet,
-                             open_stream=lambda: FakeStream(82, silent, error="refused on 82")) as fwd:
+                             open_stream=lambda: FakeStream(silent, port=82, error="refused on 82")) as fwd:
                 with socket.create_connection(("127.0.0.1", fwd.local_port), timeout=10) as c:
                     assert c.recv(10) == b""
                 for _ in range(50):
