@@ -30,7 +30,7 @@ def test_dashboard_address_defaults_to_the_job_containers_dashboard_port():
 def test_scheduler_options_turn_the_dashboard_on_at_the_given_address():
     options = scheduler_options(host="0.0.0.0", port=8786, contact_address="tcp://10.0.0.5:8786",
                                 dashboard="0.0.0.0:8787")
-    assert options["dashboard"] is True
+    assert options["dashboard"] is False  # its pages are attached once the scheduler runs (attach_dashboard)
     assert options["dashboard_address"] == "0.0.0.0:8787"
     assert options["contact_address"] == "tcp://10.0.0.5:8786"
     assert (options["host"], options["port"]) == ("0.0.0.0", 8786)
@@ -60,13 +60,15 @@ async def _serve_and_get(dashboard: str | None, path: str) -> tuple[int | None, 
         return port, status, body
 
 
-def test_a_scheduler_with_these_options_serves_bokehs_status_page():
+def test_a_scheduler_with_these_options_listens_at_once_and_serves_bokehs_status_page_a_moment_later():
     port = _free_port()
-    bound, status, body = asyncio.run(_serve_and_get(f"127.0.0.1:{port}", "/status"))
-    assert bound == port
-    assert status == 200
+    bound, status, _ = asyncio.run(_serve_and_get(f"127.0.0.1:{port}", "/health"))
+    assert (bound, status) == (port, 200)
+    status, body, waited = asyncio.run(_cluster_status_page())
+    assert status == 200, waited
     assert "Bokeh" in body or "bokeh" in body, body[:500]
     assert "Dask" in body, body[:500]
+    assert waited >= 0.9  # not loaded while the run gets going (DASHBOARD_DELAY)
 
 
 def test_a_scheduler_without_the_dashboard_has_no_status_page():
@@ -100,6 +102,31 @@ async def _cluster_dashboard_port(dashboard: str | None) -> int | None:
                           contact_address=address, host="127.0.0.1", port=port, watch_interval=0.2,
                           dashboard=dashboard, asynchronous=True) as cluster:
         return cluster.dashboard_port
+
+
+async def _cluster_status_page() -> tuple[int, str, float]:
+    import io
+    import time
+
+    from dok.runner.cluster import DokCluster
+    from dok.runner.health import HealthPolicy
+    from dok.runner.monitor import RunMonitor
+
+    port, web = _free_port(), _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    async with DokCluster(backend=IdleBackend(), monitor=RunMonitor(stream=io.StringIO()),  # type: ignore[arg-type]
+                          policy=HealthPolicy(start_timeout=30, failure_budget=1, scheduler_address=address),
+                          contact_address=address, host="127.0.0.1", port=port, watch_interval=0.2,
+                          dashboard=f"127.0.0.1:{web}", asynchronous=True):
+        t0 = time.monotonic()
+        loop = asyncio.get_running_loop()
+        status, body = 0, ""
+        while time.monotonic() - t0 < 20:
+            status, body = await loop.run_in_executor(None, _get, f"http://127.0.0.1:{web}/status")
+            if status == 200:
+                break
+            await asyncio.sleep(0.1)
+        return status, body, time.monotonic() - t0
 
 
 def test_the_cluster_reports_its_dashboard_port_only_when_it_serves_one():

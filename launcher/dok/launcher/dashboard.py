@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 STATUS_PATH = "/status"          # the dashboard's main page
 HEALTH_PATH = "/health"          # answered by the scheduler's HTTP server ("ok") once it listens
+# (the dashboard's pages, /status among them, are added a moment later: `dok run --dashboard` waits for /status)
 POLL_INTERVAL = 2.0              # seconds between checks that the job pod still runs
 READY_TIMEOUT = 120.0            # `dok run --dashboard`: how long to wait for the dashboard to answer
 
@@ -217,7 +218,7 @@ class RunDashboard:
                 return
             self.forward = open_forward(self.kube, namespace=self.namespace, pod=pod, port=self.port)
             deadline = time.monotonic() + self.ready_timeout
-            while not self._stop.is_set() and not answers(self.forward.url(HEALTH_PATH)):
+            while not self._stop.is_set() and not answers(self.forward.url(STATUS_PATH)):
                 if time.monotonic() > deadline:
                     self.say(f"warning: the dashboard did not answer within {self.ready_timeout:.0f}s "
                              f"(still forwarding {self.forward.url(STATUS_PATH)})")

@@ -6,6 +6,8 @@
 - worker names from the backend (`dok-<flow>-<id>-worker-<n>`, never reused, so a replacement never collides
   with a pod that is still terminating);
 - scaling log lines (`RunMonitor`), and a scheduler plugin that records when workers join and leave;
+- the dashboard's pages added to the scheduler's HTTP server a second after it starts (`attach_dashboard`),
+  so no run waits ~0.5 s for bokeh to load;
 - optionally (`job_worker_threads`), a Dask worker inside this process — the job pod — that runs tasks at
   once, before any worker pod could join: a small flow ends without waiting for a pod. Once a worker pod has
   joined it is paused (no new tasks), and retired when its running tasks are done, its results moving to the
@@ -20,7 +22,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +42,7 @@ if TYPE_CHECKING:
     from dok.runner.backend import WorkerBackend
 
 logger = logging.getLogger(__name__)
+DASHBOARD_DELAY = 1.0  # seconds after the scheduler starts before bokeh is loaded (a flow that ends sooner never pays)
 LOG_RETRY = RetryPolicy(initial=0.3, maximum=1.0, budget=5.0, jitter=0.0)  # reading a just-ended worker's log
 
 
@@ -94,14 +99,38 @@ def dashboard_address(*, enabled: bool, host: str = "0.0.0.0", port: int = DASHB
 
 
 def scheduler_options(*, host: str, port: int, contact_address: str, dashboard: str | None) -> dict[str, Any]:
-    """The in-process Scheduler's options. `dashboard`: its address (bokeh must be importable, the image has
-    it), or None: no dashboard routes (the scheduler's HTTP server still answers /health on a free port)."""
-    options: dict[str, Any] = {"host": host, "port": port, "contact_address": contact_address, "validate": False}
-    if dashboard is None:
-        options.update(dashboard=False, dashboard_address=":0")
-    else:
-        options.update(dashboard=True, dashboard_address=dashboard)
+    """The in-process Scheduler's options. `dashboard`: the address of its HTTP server, where the dashboard's
+    pages are added once the scheduler runs (`attach_dashboard`: importing bokeh takes ~0.5 s, which a run
+    should not wait for); None: a free port and no dashboard (the HTTP server still answers /health)."""
+    options: dict[str, Any] = {"host": host, "port": port, "contact_address": contact_address, "validate": False,
+                               "dashboard": False}
+    options["dashboard_address"] = ":0" if dashboard is None else dashboard
     return options
+
+
+def attach_dashboard(scheduler: Scheduler, loop: Any, *, say: Callable[[str], None]) -> threading.Thread:
+    """Add Dask's dashboard (bokeh's /status and the rest) to a running scheduler's HTTP server: bokeh is
+    imported in a thread, then the pages are connected on the scheduler's loop. Returns the thread."""
+
+    def load() -> None:
+        try:
+            import distributed.dashboard.scheduler as pages
+        except ImportError as exc:
+            say(f"no dashboard: {exc} (the image needs bokeh)")
+            return
+
+        def connect() -> None:
+            if scheduler.status in (Status.closing, Status.closed) or scheduler.http_server is None:
+                return
+            pages.connect(scheduler.http_application, scheduler.http_server, scheduler, prefix="/")
+
+        loop.add_callback(connect)
+
+    thread = threading.Timer(DASHBOARD_DELAY, load)
+    thread.name = "dok-dashboard"
+    thread.daemon = True
+    thread.start()
+    return thread
 
 
 class DokCluster(SpecCluster):
@@ -116,6 +145,8 @@ class DokCluster(SpecCluster):
         self.contact_address = contact_address
         self.job_worker_threads = job_worker_threads
         self.job_worker: Any = None  # distributed.Worker in this process while it serves (see the docstring)
+        self.dashboard = dashboard
+        self._dashboard_loader: threading.Thread | None = None
         self.worker_nthreads = worker_nthreads
         self.monitor = monitor
         self.policy = policy
@@ -131,10 +162,10 @@ class DokCluster(SpecCluster):
 
     @property
     def dashboard_port(self) -> int | None:
-        """The port the scheduler's dashboard listens on, None without one (turned off, or not started)."""
+        """The port the scheduler's dashboard listens on (its pages come a moment after the scheduler
+        starts), None without one (turned off, or not started)."""
         scheduler = self.scheduler if isinstance(self.scheduler, Scheduler) else None
-        options = self.scheduler_spec.get("options") or {}
-        if scheduler is None or not options.get("dashboard") or scheduler.http_server is None:
+        if scheduler is None or self.dashboard is None or scheduler.http_server is None:
             return None
         return int(scheduler.http_server.port)
 
@@ -152,6 +183,8 @@ class DokCluster(SpecCluster):
             self.scheduler.add_plugin(JoinTracker(self.monitor), name=JoinTracker.name)
             if self.job_worker_threads > 0 and self.job_worker is None:
                 await self._start_job_worker()
+            if self.dashboard is not None and self._dashboard_loader is None:
+                self._dashboard_loader = attach_dashboard(self.scheduler, self.loop, say=self.monitor.say)
         if self._supervisor is None:
             self._supervisor = asyncio.ensure_future(self._supervise())
 
