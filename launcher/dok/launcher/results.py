@@ -37,6 +37,7 @@ __all__ = ["DEFAULT_PICKUP_TIMEOUT", "ResultPickup", "check_pickup_allowed", "lo
 DEFAULT_PICKUP_TIMEOUT = 120.0  # seconds the runner of an attached run waits for the pick-up
 LONG_POLL = 20.0                # seconds one GET waits for the payload before asking again
 MAX_RETRY_WAIT = 1.0            # seconds between connection attempts at most (they back off up to this)
+FAST_ATTEMPTS = 12              # attempts `poll` apart before backing off (a failing one takes ~0.5 s: ~9 s)
 
 
 def pickup_timeout(*, result_location: str | None, detach: bool, requested: float | None = None) -> float | None:
@@ -168,8 +169,9 @@ class ResultPickup:
                     continue
                 if self._fetch_from(pod):
                     return
-                failures += 1  # e.g. the container is not started yet: ask less often, at most every second
-                self._stop.wait(min(MAX_RETRY_WAIT, self.poll * (1.5 ** min(failures, 10))))
+                failures += 1  # e.g. the container is not started yet: soon again, then less often
+                slow = max(0, failures - FAST_ATTEMPTS)
+                self._stop.wait(min(MAX_RETRY_WAIT, self.poll * (1.5 ** min(slow, 10))))
         finally:
             self._done.set()
 
