@@ -345,3 +345,30 @@ def test_the_picked_up_outcome_ends_the_wait_before_the_container_is_seen_ending
     h2._start_pickup = lambda: _PickedUp(failed, 3)
     assert h2.wait(options=FAST, on_line=lines2.append).is_failed() and h2.runner_exit_code == 3
     assert lines2[-1].startswith(f"[job] run {ID} finished: FAILED")  # a failure's last lines are awaited
+
+
+def test_whole_log_reads_the_log_of_a_run_that_ended_before_it_could_be_followed():
+    full = Success(message="all 1 task(s) succeeded", result={"answer": 42}, task_states={"answer": Success(result=42)})
+
+    class NotYet(FakeKube):
+        def __init__(self, script):
+            super().__init__(script)
+            self.asked = 0
+
+        def pod_log(self, namespace, name, container=None, tail_lines=None, quick=False):
+            self.asked += 1
+            if self.asked == 1:
+                raise InfrastructureError("container 'runner' is waiting to start: ContainerCreating")
+            return "run abc: flow 'f'\ntask answer: SUCCESS\n[dok-progress] {}\n"
+
+    kube = NotYet([([job()], [pod("p", phase="Pending")])])  # the kubelet has not reported it yet
+    h, lines = handle(kube)
+    h._start_pickup = lambda: _PickedUp(full, 0)
+    state = h.wait(options=FAST, on_line=lines.append, whole_log=True)
+    assert state.result == {"answer": 42} and kube.asked == 2
+    assert "[job] task answer: SUCCESS" in lines
+    quiet_kube = NotYet([([job()], [pod("p", phase="Pending")])])
+    h2, lines2 = handle(quiet_kube)
+    h2._start_pickup = lambda: _PickedUp(full, 0)
+    assert h2.wait(options=FAST, on_line=lines2.append).result == {"answer": 42}
+    assert quiet_kube.asked == 0  # the library's default: the State at once, no catch-up

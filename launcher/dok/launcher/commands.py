@@ -279,7 +279,7 @@ def wait_attached(handle: RunHandle, args: argparse.Namespace, *, out: TextIO, e
     try:
         try:
             state = handle.wait(stream_logs=not args.quiet, timeout=args.timeout, cleanup=False,
-                                worker_logs=getattr(args, "worker_logs", False),
+                                worker_logs=getattr(args, "worker_logs", False), whole_log=True,
                                 on_line=view.line if view is not None else None)
         except KeyboardInterrupt:
             raise

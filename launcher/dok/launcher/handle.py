@@ -34,6 +34,7 @@ from .manifests import CONTAINER_NAME, OPERATOR_GROUP, OPERATOR_RESOURCES, OPERA
 from .watch import RunView, WaitOptions, WatchPolicy, decode_state, job_view
 
 LOG_TAIL_WAIT = 1.0  # seconds to let the runner's last log lines arrive once the outcome is picked up
+LOG_CATCHUP_WAIT = 3.0  # seconds `whole_log` waits for the log of a run that ended before it could be followed
 
 __all__ = ["RunHandle", "RunStatus", "WaitOptions", "decode_state", "identifier_selector", "job_phase"]
 
@@ -187,7 +188,7 @@ class RunHandle:
     # -- waiting ----------------------------------------------------------------------------------------
     def wait(self, *, stream_logs: bool = True, timeout: float | None = None, cleanup: bool | None = None,
              options: WaitOptions | None = None, on_line: Callable[[str], None] | None = None,
-             worker_logs: bool = False) -> Any:
+             worker_logs: bool = False, whole_log: bool = False) -> Any:
         """Wait for the run to end and return the flow's final State (per-task States included).
 
         Streams the job pod's log (and worker pod count changes) while waiting when `stream_logs`; the
@@ -195,6 +196,9 @@ class RunHandle:
         Raises InfrastructureError subclasses when the platform fails. The worker pods are gone when the flow
         ends (the runner deletes them); the finished Job and its job pod stay until the Job's TTL (short after
         a success, long after a failure: `ttl_seconds_after_success`/`_failure`) for `logs()`/`status()`.
+        `whole_log` (`dok run`): a run that ended before its log could be read (the kubelet reports the job
+        container a second after it starts) still gets its log shown, read once the API serves it (at most
+        `LOG_CATCHUP_WAIT` s more); without it the State is returned at once.
         `cleanup`: None (default) deletes everything only when waiting fails (an infrastructure error: the Job
         would never finish); True (`dok run --rm`) also at the end; False never (a KeyboardInterrupt is left to
         the caller, which should `cancel()`)."""
@@ -202,7 +206,7 @@ class RunHandle:
         pickup = self._start_pickup()
         try:
             state = self._wait(stream_logs=stream_logs, timeout=timeout, options=options, on_line=on_line,
-                               worker_logs=worker_logs, pickup=pickup)
+                               worker_logs=worker_logs, pickup=pickup, whole_log=whole_log and stream_logs)
             state = self._full_state(state, pickup, on_line or self._print)
         except KeyboardInterrupt:
             if pickup is not None:
@@ -276,7 +280,8 @@ class RunHandle:
         return read_stored(location, self.identifier).state
 
     def _wait(self, *, stream_logs: bool, timeout: float | None, options: WaitOptions,
-              on_line: Callable[[str], None] | None, worker_logs: bool = False, pickup: Any = None) -> Any:
+              on_line: Callable[[str], None] | None, worker_logs: bool = False, pickup: Any = None,
+              whole_log: bool = False) -> Any:
         """The polling loop: observe (riding out API blips for `api_retry_window`), decide, act, sleep. Ends
         early when the pick-up holds the runner's payload with its exit code: the outcome is known then, a
         second before the kubelet reports the container's end; `wait()` takes the State from the payload. The
@@ -322,10 +327,33 @@ class RunHandle:
                     self.runner_exit_code = pickup.payload.exit_code
                     if follower is not None:
                         follower.wait_last_line(LOG_TAIL_WAIT)  # the runner's last lines, said as it exits
+                    elif whole_log:
+                        self._catch_up_log(view, job_line, options)
                     return None
         finally:
             if follower is not None:
                 follower.stop()
+
+    def _catch_up_log(self, view: RunView, emit: Callable[[str], None], options: WaitOptions) -> None:
+        """The whole job log, read once, for a run that ended before its log could be followed: the API serves
+        it once the kubelet has reported the container (at most LOG_CATCHUP_WAIT s from now)."""
+        pods = [p.name for p in view.job_pods if not p.deleting]
+        if not pods:
+            return
+        deadline = time.monotonic() + LOG_CATCHUP_WAIT
+        while True:
+            try:
+                text = self.kube.pod_log(self.namespace, pods[-1], container=CONTAINER_NAME, quick=True)
+            except Exception:  # noqa: BLE001 - "waiting to start" until the kubelet reports the container
+                text = None
+            if text is not None:
+                for line in text.splitlines():
+                    emit(f"[job] {line}")
+                return
+            if time.monotonic() >= deadline:
+                emit(f"[dok] the job log was not readable yet: `dok logs {self.identifier}` shows it")
+                return
+            time.sleep(options.poll_interval)
 
     def _is_last_line(self, line: str) -> bool:
         return line.find(f"run {self.identifier}{RUN_FINISHED_MARK}") >= 0
