@@ -97,25 +97,20 @@ def test_nobody_picks_up_bounded_wait_is_said() -> None:
     assert any("nobody picked them up within 0.2s" in line for line in lines)
 
 
-def test_a_payload_offered_early_is_kept_and_carries_the_exit_code() -> None:
-    from dok.core.results import encode_payload
-
+def test_the_delivered_payload_carries_the_runners_exit_code() -> None:
     server = PickupServer(port=0).start()
     try:
-        assert not server.offered
-        server.offer(encode_payload(_state(), identifier=ID, exit_code=0))
-        assert server.offered
         got: list[bytes] = []
         reader = threading.Thread(target=lambda: got.append(_get(server, wait=5)))
         reader.start()
         lines: list[str] = []
-        assert deliver(state=_state(), identifier="another-run", location=None, server=server, pickup_timeout=5,
+        assert deliver(state=_state(), identifier=ID, location=None, server=server, pickup_timeout=5,
                        say=lines.append, exit_code=1)
         reader.join(5)
     finally:
         server.close()
     payload = decode_payload(got[0])
-    assert payload.identifier == ID and payload.exit_code == 0  # the early offer, not replaced at the end
+    assert payload.identifier == ID and payload.exit_code == 1
 
 
 def _get(server: PickupServer, *, wait: float) -> bytes:

@@ -70,10 +70,6 @@ class PickupServer:
         self._thread.start()
         return self
 
-    @property
-    def offered(self) -> bool:
-        return self._ready.is_set()
-
     def offer(self, data: bytes) -> None:
         self._payload = data
         self._ready.set()
@@ -133,8 +129,7 @@ def _handler(owner: PickupServer) -> type[BaseHTTPRequestHandler]:
 
 def deliver(*, state: Any, identifier: str, location: str | None, server: PickupServer | None,
             pickup_timeout: float, say: Callable[[str], None], exit_code: int | None = None) -> bool:
-    """Hand the results over (see the module docstring); True when they reached the store or a client. A
-    server that was offered a payload already keeps it."""
+    """Hand the results over (see the module docstring); True when they reached the store or a client."""
     if location is not None:
         t0 = time.monotonic()
         try:
@@ -148,8 +143,7 @@ def deliver(*, state: Any, identifier: str, location: str | None, server: Pickup
     if server is None:
         return False
     try:
-        if not server.offered:
-            server.offer(encode_payload(state, identifier=identifier, exit_code=exit_code))
+        server.offer(encode_payload(state, identifier=identifier, exit_code=exit_code))
     except Exception as exc:  # noqa: BLE001
         say(f"results: cannot encode the results: {type(exc).__name__}: {exc}")
         return False
