@@ -340,23 +340,23 @@ class RunHandle:
         pods = [p.name for p in view.job_pods if not p.deleting]
         if not pods:
             return
-        deadline = time.monotonic() + LOG_CATCHUP_WAIT
-        while True:
+
+        def read() -> str | None:
             try:
-                text = self.kube.pod_log(self.namespace, pods[-1], container=CONTAINER_NAME, quick=True)
+                return self.kube.pod_log(self.namespace, pods[-1], container=CONTAINER_NAME, quick=True)
             except Exception:  # noqa: BLE001 - "waiting to start" until the kubelet reports the container
-                text = None
-            if text is not None:
-                for line in text.splitlines():
-                    emit(f"[job] {line}")
-                return
-            if time.monotonic() >= deadline:
-                emit(f"[dok] the job log was not readable yet: `dok logs {self.identifier}` shows it")
-                return
-            time.sleep(options.poll_interval)
+                return None
+
+        text = kube_retry.poll(read, done=lambda t: t is not None, timeout=LOG_CATCHUP_WAIT,
+                               interval=options.poll_interval)
+        if text is None:
+            emit(f"[dok] the job log was not readable yet: `dok logs {self.identifier}` shows it")
+            return
+        for line in text.splitlines():
+            emit(f"[job] {line}")
 
     def _is_last_line(self, line: str) -> bool:
-        return line.find(f"run {self.identifier}{RUN_FINISHED_MARK}") >= 0
+        return f"run {self.identifier}{RUN_FINISHED_MARK}" in line
 
     def _observe(self, policy: WatchPolicy, follower: LogFollower | None) -> RunView:
         """One look at the run, with what the policy needs to explain a failure: the registry's error for
