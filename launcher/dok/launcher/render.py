@@ -60,7 +60,7 @@ def format_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
         text = json.dumps(result, sort_keys=True, default=repr)
     except (TypeError, ValueError):
         text = repr(result)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return _clip(text, limit)
 
 
 def format_repr_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
@@ -68,12 +68,16 @@ def format_repr_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
     if not isinstance(result, dict) or not all(isinstance(v, str) for v in result.values()):
         return format_result(result, limit)
     text = "{" + ", ".join(f"{k!r}: {v}" for k, v in result.items()) + "}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return _clip(text, limit)
 
 
 def format_python_result(result: Any, limit: int = MAX_RESULT_CHARS) -> str:
     """A result holding the real values (the full results of a run): shown as Python shows it."""
-    text = repr(result)
+    return _clip(repr(result), limit)
+
+
+def _clip(text: str, limit: int) -> str:
+    """`text`, or its first `limit - 3` characters and "..." when it is longer than `limit`."""
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
