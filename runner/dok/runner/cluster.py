@@ -191,8 +191,9 @@ class DokCluster(SpecCluster):
     # -- the job pod's own worker ---------------------------------------------------------------------------
     async def _start_job_worker(self) -> None:
         from distributed import Worker
+        from distributed.comm import get_address_host
 
-        host = self.contact_address.rpartition("://")[2].rpartition(":")[0].strip("[]") or None
+        host = get_address_host(self.contact_address) or None
         # memory_limit=0: no Dask memory management (the pause it would lift is dok's hand-over signal);
         # the job container's memory limit still bounds it.
         worker = Worker(self.contact_address, nthreads=self.job_worker_threads, name=JOB_WORKER, host=host,

@@ -165,9 +165,9 @@ class _Session:
         await backend.prepare()
         self._check_task_resources(getattr(backend, "worker_resources", None))
         prestart = getattr(backend, "prestart", None)  # optional: start the first workers before the scheduler
-        if prestart is not None and self.first_workers() > 0:
-            names = await asyncio.gather(*(prestart(self.config.scheduler_address)
-                                           for _ in range(self.first_workers())))
+        first = self.first_workers()
+        if prestart is not None and first > 0:
+            names = await asyncio.gather(*(prestart(self.config.scheduler_address) for _ in range(first)))
             self.monitor.say(f"scaling: started worker(s) {', '.join(names)} early (they join once the scheduler "
                              f"is up; {self.initial_width} task(s) ready at the start)")
 
