@@ -72,19 +72,26 @@ def test_a_stream_that_cannot_open_fails_that_connection_only_and_says_why() -> 
     assert any("handshake refused" in e for e in fwd.errors)
 
 
-def test_the_pods_error_channel_is_kept() -> None:
+def _errors_of_a_pod_that_closes_at_once(port: int, error: str, **options: Any) -> list[str]:
+    """The forward's `errors` after one connection to a pod that closes it and reports `error`."""
+
     def silent(conn: socket.socket) -> None:
         conn.close()
 
-    with PortForward(None, namespace="ns", pod="p", port=81,
-                     open_stream=lambda: FakeStream(silent, port=81, error="connection refused on 81")) as fwd:
+    with PortForward(None, namespace="ns", pod="p", port=port, **options,
+                     open_stream=lambda: FakeStream(silent, port=port, error=error)) as fwd:
         with socket.create_connection(("127.0.0.1", fwd.local_port), timeout=10) as c:
             assert c.recv(10) == b""
         for _ in range(50):
             if fwd.errors:
                 break
             threading.Event().wait(0.05)
-    assert fwd.errors == ["ns/p:81: connection refused on 81"]
+    return fwd.errors
+
+
+def test_the_pods_error_channel_is_kept() -> None:
+    assert _errors_of_a_pod_that_closes_at_once(81, "connection refused on 81") == [
+        "ns/p:81: connection refused on 81"]
 
 
 def test_a_busy_local_port_is_a_clear_error() -> None:
@@ -129,20 +136,10 @@ def test_checks_rbac_then_the_pod() -> None:
 def test_quiet_keeps_stream_errors_without_logging_them(caplog) -> None:
     import logging
 
-    def silent(conn: socket.socket) -> None:
-        conn.close()
-
     for quiet, logged in ((True, False), (False, True)):
         caplog.clear()
         with caplog.at_level(logging.DEBUG, logger="dok.kube.portforward"):
-            with PortForward(None, namespace="ns", pod="p", port=82, quiet=quiet,
-                             open_stream=lambda: FakeStream(silent, port=82, error="refused on 82")) as fwd:
-                with socket.create_connection(("127.0.0.1", fwd.local_port), timeout=10) as c:
-                    assert c.recv(10) == b""
-                for _ in range(50):
-                    if fwd.errors:
-                        break
-                    threading.Event().wait(0.05)
-        assert fwd.errors == ["ns/p:82: refused on 82"]
+            errors = _errors_of_a_pod_that_closes_at_once(82, "refused on 82", quiet=quiet)
+        assert errors == ["ns/p:82: refused on 82"]
         warned = [r for r in caplog.records if r.levelno >= logging.WARNING and "refused on 82" in r.getMessage()]
         assert bool(warned) is logged
