@@ -255,3 +255,39 @@ def test_three_concurrent_runs_scale_and_clean_up_only_their_own(cluster: helper
                          and not helpers.list_by_label(cluster, "jobs", {IDENTIFIER_LABEL: h.identifier},
                                                        namespace=namespace), timeout=60, interval=1.0)
     print("three runs: max running per run " + ", ".join(str(s.max_running) for s in samplers))
+
+
+def test_pods_of_two_worker_processes_scale_whole(cluster: helpers.Cluster, namespace: str, built_env: Any) -> None:
+    """worker_processes=2, max_workers=4: 4 Dask workers from at most 2 pods, named <pod>/0 and <pod>/1, each
+    pod running `--processes 2`; pods are retired whole and every one is gone after the run."""
+    import dok.launcher
+
+    n, delay = 24, 1.5
+    handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": n, "delay": delay},
+                                  max_workers=4, min_workers=0, worker_processes=2, worker_start_timeout=120)
+    sampler = WorkerSampler(cluster, namespace, handle.identifier)
+    sampler.start()
+    lines: list[str] = []
+    try:
+        state = handle.wait(stream_logs=True, timeout=600, cleanup=False,
+                            on_line=lambda line: (lines.append(line), print(line)))
+        log = "\n".join(lines)
+        assert state.is_successful(), f"{state!r}\n{log}"
+        assert [str(v) for v in (state.result or {}).values()] == [str(sum(x * x for x in range(n)))]
+        helpers.wait_for("every worker pod of the run deleted by the runner",
+                         lambda: not helpers.list_by_label(cluster, "pods", sampler.selector, namespace=namespace),
+                         timeout=90, interval=1.0)
+        handle.cleanup()
+    finally:
+        sampler.stop_event.set()
+        sampler.join(5)
+    assert sampler.max_running == 2 and len(sampler.names) == 2, (sampler.max_running, sampler.names, log)
+    assert "4 worker(s) connected" in log, log
+    for pod in sampler.names:
+        assert f"worker {pod}/0 joined" in log and f"worker {pod}/1 joined" in log, log
+    command = sampler.running_pod.spec.containers[0].command
+    assert command[command.index("--processes") + 1] == "2", command
+    for line in (ln for ln in lines if "retiring idle worker(s)" in ln):
+        retired = line.split("retiring idle worker(s) ")[1].split(";")[0].split(", ")
+        pods = {name.partition("/")[0] for name in retired}
+        assert sorted(retired) == sorted(f"{pod}/{i}" for pod in pods for i in (0, 1)), line  # whole pods only

@@ -127,3 +127,12 @@ def test_tasks_no_worker_can_run_are_named() -> None:
                                                  "task 'train' needs GPU=1, a worker has GPU=0"]
     assert missing_task_resources(needs, {"GPU": 1.0}) == []
     assert missing_task_resources(needs, {"GPU": 0.5}) == ["task 'train' needs GPU=1, a worker has GPU=0.5"]
+
+
+def test_process_share_splits_a_pod_between_its_worker_processes() -> None:
+    from dok.core.resources import process_share
+
+    assert process_share(nthreads=4, memory_limit=4 * 2**30, resources={"GPU": 2.0}, processes=2) == \
+        (2, 2 * 2**30, {"GPU": 1.0})
+    assert process_share(nthreads=1, memory_limit=None, resources={}, processes=4) == (1, None, {})  # >= 1 thread
+    assert process_share(nthreads=3, memory_limit=1000, resources={}, processes=1) == (3, 1000, {})

@@ -73,6 +73,13 @@ def test_normalized_once() -> None:
     ({"secret_env": {"A": "nokey"}}, "SECRET:KEY"),
     ({"image_pull_secrets": "regcred"}, "list of Secret names"),
     ({"flow_name": " "}, "non-empty string"),
+    ({"worker_processes": 0}, "worker_processes=0: must be an integer"),
+    ({"worker_processes": 65, "max_workers": 65}, "worker_processes=65: must be an integer"),
+    ({"worker_processes": 4, "max_workers": 6}, r"max_workers=6: must be a multiple of worker_processes \(4\): "
+                                                r"each worker pod runs 4 workers; use 4 or 8"),
+    ({"worker_processes": 4, "max_workers": 3}, r"max_workers=3: .*; use 4$"),
+    ({"worker_processes": 2, "max_workers": 2, "backend": "operator"},
+     r"worker_processes=2: must be 1 with backend 'operator'"),
 ])
 def test_bad_values_name_the_setting(kw: dict, message: str) -> None:
     with pytest.raises(RunSettingError, match=message) as info:
@@ -131,3 +138,10 @@ def test_a_new_setting_is_one_declaration() -> None:
     assert Scaled.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     with pytest.raises(RunSettingError, match="scale_interval=-1: must be a positive number of seconds"):
         Scaled(scale_interval=-1)
+
+
+def test_worker_processes_round_trip_through_the_pod_environment() -> None:
+    spec = RunSpec(max_workers=8, worker_processes=4)
+    assert spec.to_env()["DOK_WORKER_PROCESSES"] == "4"
+    assert RunSpec.from_env(spec.to_env()).worker_processes == 4
+    assert RunSpec().worker_processes == 1

@@ -160,3 +160,49 @@ def test_initial_workers_leave_to_the_job_pods_worker_what_its_threads_take():
     assert initial_workers(1, nthreads=1, minimum=2, maximum=4, covered=1) == 2   # min_workers still hold
     assert initial_workers(12, nthreads=1, minimum=0, maximum=4, covered=2) == 4  # the rest still need pods
     assert initial_workers(5, nthreads=2, minimum=0, maximum=9, covered=1) == 2
+
+
+def _pods(*pods: tuple[str, ...]) -> dict:
+    """Rule (e) groups: each tuple is one pod's Dask workers."""
+    return {w: frozenset(pod) for pod in pods for w in pod}
+
+
+def test_rule_e_a_pod_is_retired_whole_or_not_at_all():
+    from dok.core.scaling import whole_groups, whole_groups_first
+
+    groups = _pods(("a/0", "a/1"), ("b/0", "b/1"))
+    assert whole_groups(("a/0", "b/0", "a/1"), groups) == ("a/0", "a/1")
+    assert whole_groups(("a/0", "b/0"), groups) == ()
+    assert whole_groups(("x", "a/0"), groups) == ("x",)  # no group: a pod of its own
+    # idle workers of wholly idle pods first, each pod's together; the partly idle pod's after them
+    assert whole_groups_first(["a/0", "b/1", "b/0", "c"], groups) == ["b/0", "b/1", "c", "a/0"]
+    assert whole_groups_first(["b/0", "a/0"], {}) == ["b/0", "a/0"]  # no groups: unchanged
+
+
+def test_rule_e_only_wholly_idle_pods_go_and_never_half_a_pod():
+    groups = _pods(("a/0", "a/1"), ("b/0", "b/1"), ("c/0", "c/1"))
+    plan = tuple(sorted(groups))
+    p = policy()
+    # one worker of pod a is busy: pod b and c are idle; the target (2 workers) leaves room to drop 4
+    s = dict(target=2, plan=plan, observed=plan, busy=("a/0",), pending=1, maximum=6)
+    assert p.decide(Snapshot(**_snap_kw(now=100.0, groups=groups, **s))).status == "same"
+    d = p.decide(Snapshot(**_snap_kw(now=103.0, groups=groups, **s)))
+    assert d.status == "down" and sorted(d.workers) == ["b/0", "b/1", "c/0", "c/1"]
+    # room to drop only 3 workers: one whole pod (2), never a third worker from another pod
+    p = policy()
+    s = dict(target=3, plan=plan, observed=plan, busy=("a/0",), pending=1, maximum=6)
+    p.decide(Snapshot(**_snap_kw(now=100.0, groups=groups, **s)))
+    d = p.decide(Snapshot(**_snap_kw(now=103.0, groups=groups, **s)))
+    assert d.status == "down" and sorted(d.workers) in (["b/0", "b/1"], ["c/0", "c/1"])
+    # room for one worker only: nothing goes (half a pod would take the other half's work down with it)
+    p = policy()
+    s = dict(target=5, plan=plan, observed=plan, busy=("a/0",), pending=1, maximum=6)
+    p.decide(Snapshot(**_snap_kw(now=100.0, groups=groups, **s)))
+    assert p.decide(Snapshot(**_snap_kw(now=103.0, groups=groups, **s))).status == "same"
+
+
+def _snap_kw(*, now, target, plan, observed, busy, pending, maximum, groups) -> dict:
+    observed = frozenset(observed)
+    return dict(now=now, minimum=0, maximum=maximum, target=target, plan=frozenset(plan), requested=frozenset(plan),
+                observed=observed, busy=frozenset(busy), pending_tasks=pending,
+                closable=tuple(sorted(observed - frozenset(busy))), groups=groups)

@@ -96,6 +96,9 @@ def test_nothing_configured_exits_3_with_hint(tmp_path, monkeypatch, no_build):
     (("--worker-template", "/no/such/file.yaml"), "--worker-template: cannot read '/no/such/file.yaml'"),
     (("--label", "team=not valid!"), "labels="),
     (("--priority-class", "Not_Valid"), "priority_class="),
+    (("--max-workers", "6", "--worker-processes", "4"), "max_workers=6: must be a multiple of worker_processes (4)"),
+    (("--max-workers", "65", "--worker-processes", "65"), "worker_processes=65: must be an integer"),
+    (("--max-workers", "2", "--worker-processes", "2", "--backend", "operator"), "must be 1 with backend 'operator'"),
 ])
 def test_bad_run_options_exit_2_without_cluster(argv, fragment, no_build, dead_kubeconfig):
     cfg, _ = dead_kubeconfig

@@ -24,9 +24,10 @@ def free_port() -> int:
 class LocalProcessBackend:
     description = "local process"
 
-    def __init__(self, *, command: list[str] | None = None, nthreads: int = 1) -> None:
+    def __init__(self, *, command: list[str] | None = None, nthreads: int = 1, processes: int = 1) -> None:
         self.command = command  # replaces the worker command (e.g. a command that fails)
         self.nthreads = nthreads
+        self.processes = processes  # Dask workers per "pod" (process group), as worker_processes
         self.procs: dict[str, asyncio.subprocess.Process] = {}
         self.deleted_by_us: set[str] = set()
         self.created: list[str] = []
@@ -40,7 +41,8 @@ class LocalProcessBackend:
 
     async def create(self, name: str, scheduler_address: str) -> None:
         cmd = self.command or [sys.executable, *worker_command(scheduler_address=scheduler_address, name=name,
-                                                               nthreads=self.nthreads, death_timeout=30)[1:]]
+                                                               nthreads=self.nthreads, death_timeout=30,
+                                                               processes=self.processes)[1:]]
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
         self.procs[name] = await asyncio.create_subprocess_exec(
             *cmd, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)

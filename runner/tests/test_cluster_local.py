@@ -37,13 +37,15 @@ def gated(x, gate, delay=0.5):
 
 # start_timeout: not under test here; starting Python worker processes can take long on a loaded machine.
 def make_cluster(backend, *, start_timeout=120.0, budget=3, minimum=0, maximum=3):
-    monitor = RunMonitor(stream=io.StringIO())
+    processes = getattr(backend, "processes", 1)
+    monitor = RunMonitor(stream=io.StringIO(), worker_processes=processes)
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     cluster = DokCluster(backend=backend, monitor=monitor,
                          policy=HealthPolicy(start_timeout=start_timeout, failure_budget=budget,
                                              scheduler_address=address),
-                         contact_address=address, host="127.0.0.1", port=port, watch_interval=0.3)
+                         contact_address=address, host="127.0.0.1", port=port, watch_interval=0.3,
+                         worker_processes=processes)
     cluster.adapt(minimum=minimum, maximum=maximum, interval="300ms", wait_count=2)
     return cluster, monitor
 
@@ -89,6 +91,37 @@ def test_adaptive_scales_to_max_never_beyond_and_back_to_zero(tmp_path):
         assert monitor.max_alive == 3
         assert "scaling: requested worker local-worker-0" in log and "joined" in log and "retiring" in log
         print(f"to_max_workers_s={to_max:.1f}")
+    finally:
+        sampler.stop.set()
+        cluster.close(timeout=30)
+    assert backend.alive() == []
+    assert monitor.fatal_error is None
+
+
+def test_pods_of_two_worker_processes_scale_whole_to_max_and_back_to_zero(tmp_path):
+    backend = LocalProcessBackend(processes=2)  # a "pod" = one process group running two Dask workers
+    cluster, monitor = make_cluster(backend, maximum=4)
+    sampler = Sampler(backend)
+    sampler.start()
+    gate = tmp_path / "gate"
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            futures = client.map(gated, range(40), gate=str(gate), delay=0.3)
+            assert wait_for(lambda: len(monitor.alive) == 4, 60), monitor._stream.getvalue()
+            names = sorted(ws["name"] for ws in client.scheduler_info()["workers"].values())
+            assert names == sorted(f"{pod}/{i}" for pod in backend.created for i in (0, 1))
+            gate.touch()
+            assert client.gather(futures) == [x * 2 for x in range(40)]
+            del futures
+            assert wait_for(lambda: not backend.alive() and not cluster.worker_spec, 30), monitor._stream.getvalue()
+        log = monitor._stream.getvalue()
+        assert sampler.max_alive == 2 and len(backend.created) == 2, log  # 4 workers from 2 pods, never more
+        assert monitor.max_alive == 4 and monitor.joined == set(backend.created)  # joined: per pod
+        assert "in 2 pod(s)" in log and "retiring idle worker(s)" in log
+        for line in (ln for ln in log.splitlines() if "retiring idle worker(s)" in ln):
+            retired = line.split("retiring idle worker(s) ")[1].split(";")[0].split(", ")
+            pods = {name.partition("/")[0] for name in retired}
+            assert sorted(retired) == sorted(f"{pod}/{i}" for pod in pods for i in (0, 1)), line  # whole pods
     finally:
         sampler.stop.set()
         cluster.close(timeout=30)

@@ -37,3 +37,22 @@ def test_unknown_worker_and_missing_settings_return_quickly(monkeypatch, capsys)
     monkeypatch.setenv("DOK_DRAIN_TIMEOUT", "2")
     assert main() == 0
     assert "will be recomputed" in capsys.readouterr().err
+
+
+def test_a_pod_of_several_workers_retires_them_all():
+    from distributed import Scheduler, Worker
+
+    async def scenario() -> None:
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
+            async with Worker(scheduler.address, name="p-worker-1/0", nthreads=1) as a, \
+                    Worker(scheduler.address, name="p-worker-1/1", nthreads=1) as b, \
+                    Worker(scheduler.address, name="p-worker-2", nthreads=1) as other, \
+                    Client(scheduler.address, asynchronous=True) as client:
+                futures = client.map(lambda x: x + 1, range(10), workers=[a.address, b.address], pure=False)
+                await client.gather(futures)
+                message = await drain(scheduler.address, "p-worker-1", timeout=30, processes=2)
+                assert "retired p-worker-1 (2 of its 2 worker processes)" in message
+                assert set(scheduler.workers) == {other.address}
+                assert await client.gather(futures) == [x + 1 for x in range(10)]  # moved, not lost
+
+    asyncio.run(scenario())

@@ -8,12 +8,14 @@ import pytest
 
 from dok.core.labels import run_labels
 from dok.runner.manifests import (
+    check_worker_pod,
     job_pod_template,
     user_env,
     worker_command,
     worker_pod_manifest,
     worker_pod_name,
 )
+from dok.runner.worker import parse_args as parse_worker_args
 
 JOB_POD = {
     "metadata": {"name": "dok-fanout-0f8e2d3c-job-x1", "uid": "job-uid-1", "namespace": "ns1"},
@@ -149,3 +151,18 @@ def test_worker_drains_before_it_stops():
     assert env["DOK_SCHEDULER_ADDRESS"].startswith("tcp://")
     assert env["DOK_WORKER_NAME"] == pod["metadata"]["name"]
     assert 1 <= float(env["DOK_DRAIN_TIMEOUT"]) < pod["spec"]["terminationGracePeriodSeconds"]
+
+
+def test_a_pod_of_several_worker_processes_shares_its_resources_between_them():
+    pod = worker_pod_manifest(name="dok-f-1-worker-0", namespace="n", image="i", scheduler_address="tcp://1.2.3.4:8786",
+                              identifier="id", flow_name="f", template=job_pod_template(JOB_POD), processes=4,
+                              resources={"limits": {"cpu": "4", "memory": "4Gi", "nvidia.com/gpu": "2"}})
+    [c] = pod["spec"]["containers"]
+    args = parse_worker_args(c["command"][3:])
+    assert (args.processes, args.nthreads, args.memory_limit, args.resources) == (4, 1, 2**30, (("GPU", 0.5),))
+    env = {v["name"]: v.get("value") for v in c["env"]}
+    assert env["DOK_WORKER_PROCESSES"] == "4"  # the preStop drain retires all four
+    assert c["resources"]["limits"]["memory"] == "4Gi"  # the pod's own limit is unchanged
+    assert check_worker_pod(pod, processes=4) == {"GPU": 0.5}  # what each Dask worker offers tasks
+    one = build()["spec"]["containers"][0]  # one worker per pod: no --processes, no DOK_WORKER_PROCESSES
+    assert "--processes" not in one["command"] and "DOK_WORKER_PROCESSES" not in {v["name"] for v in one["env"]}

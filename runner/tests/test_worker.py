@@ -97,3 +97,80 @@ def test_dask_worker_resources_round_trip_and_reach_the_worker() -> None:
     assert worker_kwargs(args)["resources"] == {"GPU": 2.0}
     assert "resources" not in worker_kwargs(WorkerArgs(scheduler_address="tcp://s:8786", name="w", nthreads=1,
                                                        death_timeout=60))
+
+
+def test_processes_flag_round_trip_and_names() -> None:
+    from dok.runner.worker import group_suffixes, pod_of, process_names
+
+    args = WorkerArgs(scheduler_address="tcp://s:8786", name="dok-f-1234-worker-3", nthreads=1, death_timeout=60,
+                      processes=3)
+    argv = worker_argv(args)
+    assert argv[argv.index("--processes") + 1] == "3"
+    assert parse_args(argv[3:]) == args
+    assert "--processes" not in worker_argv(WorkerArgs(scheduler_address="a", name="n", nthreads=1, death_timeout=1))
+    assert process_names("p-worker-3", 1) == ["p-worker-3"]
+    names = process_names("p-worker-3", 3)
+    assert names == ["p-worker-3/0", "p-worker-3/1", "p-worker-3/2"]
+    assert names == ["p-worker-3" + suffix for suffix in group_suffixes(3)]  # SpecCluster's plan names
+    assert {pod_of(n) for n in names} == {"p-worker-3"} and pod_of("p-worker-3") == "p-worker-3"
+
+
+@pytest.mark.parametrize("processes", ["0", "65", "two"])
+def test_bad_processes_exit_2(processes, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        parse_args(["tcp://x:1", "--name", "n", "--nthreads", "1", "--death-timeout", "1s", "--processes", processes])
+    assert exc.value.code == 2
+    assert "--processes" in capsys.readouterr().err
+
+
+def test_a_pod_of_three_processes_joins_as_three_named_workers_and_stops_on_sigterm(tmp_path):
+    async def scenario() -> None:
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
+            command = worker_command(scheduler_address=scheduler.address, name="dok-t-worker-7", nthreads=2,
+                                     death_timeout=30, memory_limit=2**30, processes=3)
+            command[command.index("--local-directory") + 1] = str(tmp_path)
+            proc = subprocess.Popen([sys.executable, *command[1:]], env=_env())
+            try:
+                await _wait_for(lambda: len(scheduler.workers) == 3)
+                workers = sorted(scheduler.workers.values(), key=lambda ws: ws.name)
+                assert [ws.name for ws in workers] == [f"dok-t-worker-7/{i}" for i in range(3)]
+                assert {(ws.nthreads, ws.memory_limit) for ws in workers} == {(2, 2**30)}
+                assert len({ws.pid for ws in workers} | {proc.pid}) == 4  # three processes besides the parent
+                proc.send_signal(signal.SIGTERM)
+                assert await asyncio.to_thread(proc.wait, 30) == 0
+                await _wait_for(lambda: not scheduler.workers)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+
+    asyncio.run(scenario())
+
+
+def test_one_process_killed_stops_the_pods_other_processes_with_its_code(tmp_path):
+    async def scenario() -> None:
+        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
+            command = worker_command(scheduler_address=scheduler.address, name="dok-t-worker-8", nthreads=1,
+                                     death_timeout=30, processes=2)
+            command[command.index("--local-directory") + 1] = str(tmp_path)
+            proc = subprocess.Popen([sys.executable, *command[1:]], env=_env(), stderr=subprocess.PIPE, text=True)
+            try:
+                await _wait_for(lambda: len(scheduler.workers) == 2)
+                victim = next(ws for ws in scheduler.workers.values() if ws.name == "dok-t-worker-8/1")
+                os.kill(victim.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+                assert await asyncio.to_thread(proc.wait, 30) == 128 + signal.SIGKILL
+                assert "dok-t-worker-8/1: ended with code 137; stopping the pod's other worker(s) dok-t-worker-8/0" \
+                    in proc.stderr.read()
+                await _wait_for(lambda: not scheduler.workers)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+
+    asyncio.run(scenario())
+
+
+def test_a_pod_whose_processes_cannot_reach_the_scheduler_exits_1():
+    command = worker_command(scheduler_address="tcp://127.0.0.1:9", name="lonely", nthreads=1, death_timeout=2,
+                             processes=2)
+    out = subprocess.run([sys.executable, *command[1:]], env=_env(), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "dok worker lonely/0: could not start" in out.stderr or "dok worker lonely/1: could not start" in out.stderr

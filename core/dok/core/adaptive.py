@@ -14,7 +14,8 @@ Used by every cluster dok scales: the runner's worker pods (SpecCluster) and the
   is busy, what is pending, what the graph will make ready next and when, the measured pod start-to-join
   time) and returns `ScalingPolicy.decide()`'s recommendation; each change is reported with its reason
   through `report` (the runner's scaling log). Adaptive's own `scale_up`/`scale_down` (graceful
-  `retire_workers`, then closing the worker) apply it; there is no second loop.
+  `retire_workers`, then closing the worker) apply it; there is no second loop. A SpecCluster whose spec
+  entries are "groups" (a pod running several workers) passes them on, so a pod is retired whole.
 
 With a scheduler in another process (no `cluster.scheduler` object) it falls back to the stock behaviour.
 """
@@ -104,6 +105,18 @@ def upcoming_work(scheduler: Any, *, nthreads: int) -> tuple[float | None, Upcom
     return first, Upcoming(eta=max(eta for eta, _ in etas if eta <= horizon), workers=workers)
 
 
+def spec_groups(worker_spec: Any) -> dict[Any, frozenset[Any]]:
+    """Worker name -> the names of every worker of its SpecCluster spec entry, for entries with a "group"
+    (one spec entry = one pod running several workers, named entry + suffix, as SpecCluster's `plan`)."""
+    out: dict[Any, frozenset[Any]] = {}
+    for name, spec in list(worker_spec.items()):
+        suffixes = spec.get("group") if isinstance(spec, dict) else None
+        if suffixes:
+            members = frozenset(str(name) + suffix for suffix in suffixes)
+            out.update(dict.fromkeys(members, members))
+    return out
+
+
 class DokAdaptive(Adaptive):
     """Adaptive with dok's target and `ScalingPolicy` (see the module docstring).
 
@@ -168,7 +181,8 @@ class DokAdaptive(Adaptive):
         return Snapshot(now=now, minimum=self.minimum, maximum=self.maximum, target=target,
                         plan=frozenset(plan), requested=frozenset(requested), observed=frozenset(observed),
                         busy=frozenset(busy), pending_tasks=pending, closable=tuple(ws.name for ws in idle),
-                        upcoming=upcoming, next_work_in=next_in, start_cost=median(self.start_costs))
+                        upcoming=upcoming, next_work_in=next_in, start_cost=median(self.start_costs),
+                        groups=spec_groups(getattr(self.cluster, "worker_spec", None) or {}))
 
     async def recommendations(self, target: int) -> dict:
         snap = self.snapshot(target)

@@ -151,6 +151,15 @@ def dask_worker_resources(resources: Mapping[str, Mapping[str, Any]] | None) -> 
     return {"GPU": gpus} if gpus > 0 else {}
 
 
+def process_share(*, nthreads: int, memory_limit: int | None, resources: Mapping[str, float],
+                  processes: int) -> tuple[int, int | None, dict[str, float]]:
+    """What each of a pod's `processes` Dask workers gets of the pod's threads, memory limit (bytes) and Dask
+    resources: an equal share, at least one thread each (`worker_processes`: several workers per pod)."""
+    n = max(1, processes)
+    return (max(1, nthreads // n), None if memory_limit is None else memory_limit // n,
+            {name: amount / n for name, amount in resources.items()})
+
+
 def missing_task_resources(needs: Mapping[str, Mapping[str, float]], has: Mapping[str, float]) -> list[str]:
     """The tasks (name -> Dask resources they ask for) no worker with resources `has` can ever run, as
     messages like "task 'train' needs GPU=1, a worker has GPU=0"."""

@@ -133,6 +133,9 @@ class RunSpec:
     worker_resources: Mapping[str, Mapping[str, str]] = setting(kind="json",
                                                                 default_factory=lambda: _copy(DEFAULT_WORKER_RESOURCES))
     worker_nthreads: int | None = setting(None, kind="int", minimum=1, optional=True)
+    # Dask workers (processes) per worker pod; min/max_workers count workers, pods hold this many each (a pod
+    # starts once for all of them; each gets its share of the pod's CPU threads, memory limit and GPUs)
+    worker_processes: int = setting(1, kind="int", minimum=1, maximum=64)
     max_worker_failures: int | None = setting(None, kind="int", minimum=0, optional=True)
     # threads of a Dask worker inside the job pod, next to the scheduler: it runs tasks at once, until worker
     # pods join (then it hands its results over and stops); 0 = every task runs on worker pods
@@ -191,6 +194,7 @@ class RunSpec:
             value = _check(f.name, f.metadata["dok"], getattr(self, f.name))
             object.__setattr__(self, f.name, value)
         check_worker_range(self.min_workers, self.max_workers)
+        check_worker_processes(self.worker_processes, max_workers=self.max_workers, backend=self.backend)
 
     # -- derived -----------------------------------------------------------------------------------------
     @property
@@ -270,6 +274,20 @@ def env_var(name: str) -> str:
 def check_worker_range(min_workers: int, max_workers: int) -> None:
     if min_workers > max_workers:
         raise RunSettingError("min_workers", min_workers, f"must be <= max_workers ({max_workers})")
+
+
+def check_worker_processes(processes: int, *, max_workers: int, backend: str) -> None:
+    """Pods are whole: max_workers must fill them, and only dok's own worker pods run several workers."""
+    if processes <= 1:
+        return
+    if backend != "pods":
+        raise RunSettingError("worker_processes", processes, f"must be 1 with backend {backend!r} (several workers "
+                                                             "per pod need backend 'pods')")
+    if max_workers % processes:
+        below, above = max_workers // processes * processes, -(-max_workers // processes) * processes
+        choices = " or ".join(str(n) for n in (below, above) if n > 0)
+        raise RunSettingError("max_workers", max_workers, f"must be a multiple of worker_processes ({processes}): "
+                                                          f"each worker pod runs {processes} workers; use {choices}")
 
 
 def check_setting(name: str, value: Any) -> Any:

@@ -20,6 +20,8 @@ loop). Rules, each reported as the decision's `reason`:
 (c) Lookahead: workers are started ahead of a fan-out that is about to become ready (the graph holds work
     whose inputs are being computed and will be done within `start_cost`), so they join when it does.
 (d) A worker proposed for retirement is retired only after it stayed proposed for `idle_wait` seconds.
+(e) Workers that share a pod (`Snapshot.groups`: `worker_processes` > 1) are retired together or not at all:
+    idle workers of wholly idle pods are proposed first, and a pod goes only when all its workers are due.
 
 Pure: no I/O, no clock (the snapshot carries `now`), no Dask import; unit-tested without sleeping.
 """
@@ -27,6 +29,7 @@ Pure: no I/O, no clock (the snapshot carries `now`), no Dask import; unit-tested
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Hashable, Literal
 
@@ -85,6 +88,8 @@ class Snapshot:
     upcoming: Upcoming | None = None  # rule (c)
     next_work_in: float | None = None  # rule (b): seconds until work that needs the idle workers is ready
     start_cost: float | None = None  # measured median seconds from pod request to join
+    # rule (e): worker -> every worker of its pod, for pods running several workers (absent: a pod of its own)
+    groups: Mapping[Worker, frozenset[Worker]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,7 +162,8 @@ class ScalingPolicy:
             else:
                 candidates.extend(sorted(starting, key=str))
         excess = plan - want
-        idle = [w for w in snap.closable if w in snap.observed and w not in snap.busy]
+        idle = whole_groups_first([w for w in snap.closable if w in snap.observed and w not in snap.busy],
+                                  snap.groups)
         if len(candidates) < excess and idle:
             gap_kept = self.keep_through_gap(snap, idle)
             if gap_kept:
@@ -174,7 +180,8 @@ class ScalingPolicy:
                 del self.proposed_since[name]
         for name in candidates:
             self.proposed_since.setdefault(name, now)
-        due = tuple(n for n in candidates if now - self.proposed_since[n] >= self.settings.idle_wait)
+        due = whole_groups(tuple(n for n in candidates if now - self.proposed_since[n] >= self.settings.idle_wait),
+                           snap.groups)
         for name in due:
             del self.proposed_since[name]
         note = "; ".join(kept)
@@ -196,6 +203,30 @@ class ScalingPolicy:
             return (f"{len(idle)} idle worker(s) kept: work for them is expected in ~{snap.next_work_in:.1f}s, "
                     f"sooner than a new one starts ({cost:.1f}s)")
         return None
+
+
+def _group(worker: Worker, groups: Mapping[Worker, frozenset[Worker]]) -> frozenset[Worker]:
+    return groups.get(worker) or frozenset((worker,))
+
+
+def whole_groups(workers: tuple[Worker, ...], groups: Mapping[Worker, frozenset[Worker]]) -> tuple[Worker, ...]:
+    """Rule (e): the workers whose whole pod is among `workers` (a pod is retired with all its workers)."""
+    chosen = set(workers)
+    return tuple(w for w in workers if _group(w, groups) <= chosen)
+
+
+def whole_groups_first(idle: list[Worker], groups: Mapping[Worker, frozenset[Worker]]) -> list[Worker]:
+    """Rule (e): `idle` reordered so that the workers of wholly idle pods come first, each pod's together (in
+    the order of its first idle worker), then the others in their order."""
+    if not groups:
+        return idle
+    present = set(idle)
+    first: dict[frozenset[Worker], int] = {}
+    for i, w in enumerate(idle):
+        first.setdefault(_group(w, groups), i)
+    whole = [w for w in idle if _group(w, groups) <= present]
+    whole.sort(key=lambda w: (first[_group(w, groups)], str(w)))
+    return whole + [w for w in idle if not _group(w, groups) <= present]
 
 
 def initial_workers(width: int, *, nthreads: int, minimum: int, maximum: int | float, covered: int = 0) -> int:

@@ -108,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--job-worker-threads", type=_positive_int, metavar="N",
                      help="run tasks in the job pod too, on N threads, until worker pods join: a small flow ends "
                           "without waiting for a pod (default 0: tasks run on worker pods only)")
+    run.add_argument("--worker-processes", type=_positive_int, metavar="P",
+                     help="Dask workers per worker pod (default 1): a pod starts once for P workers, each with "
+                          "its share of the pod's CPU, memory and GPUs; --min/--max-workers count workers, "
+                          "--max-workers a multiple of P")
     run.add_argument("--detach", action="store_true", help="print the run's identifier and return at once")
     run.add_argument("--worker-logs", action="store_true",
                      help="also stream the worker pods' logs (copied into the job pod's log as workers end)")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dok.core.environment import default_base_image
 from dok.core.exceptions import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_SUCCESS, EnvironmentConfigError, ParameterError
-from dok.core.runspec import RunSettingError, check_setting
+from dok.core.runspec import RunSettingError, check_setting, check_worker_processes
 
 from . import image_inputs
 from .exceptions import ConfigError, UsageError
@@ -218,6 +218,19 @@ def pod_settings_of(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
+def check_worker_processes_of(args: argparse.Namespace, env: DaskOnKubernetesEnvironment) -> None:
+    """--worker-processes against the worker bounds and the backend (RunSpec's rule), before anything is built."""
+    processes = getattr(args, "worker_processes", None)
+    if processes is None:
+        return
+    try:
+        check_setting("worker_processes", processes)
+        check_worker_processes(processes, max_workers=env.max_workers,
+                               backend=getattr(args, "backend", None) or env.backend or "pods")
+    except RunSettingError as exc:
+        raise UsageError(str(exc).splitlines()[0], hint="fix --worker-processes or the option it names") from None
+
+
 def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from .dashboard import check_run_options, dashboard_during_run
 
@@ -231,6 +244,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     env = image_inputs.apply(make_env(loaded, args), args)
     secret_env = _secret_env(args.secret_env)
     pods = pod_settings_of(args)  # bad pod flags stop here, before the image is built
+    check_worker_processes_of(args, env)
     check_local_inputs(env, loaded, args)
     warn_secret_env_vars(env, err)
     kube = connect(args)
@@ -255,6 +269,7 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
                      **ttl_settings(args),
                      worker_start_timeout=args.worker_start_timeout, secret_env=secret_env or None,
                      job_worker_threads=getattr(args, "job_worker_threads", None),
+                     worker_processes=getattr(args, "worker_processes", None),
                      create_pull_secret=getattr(args, "create_pull_secret", False) or None, out=out, **pods,
                      **({"dashboard": "off"} if args.no_dashboard else {}),
                      pickup=not args.detach, result_pickup_timeout=args.result_pickup_timeout,

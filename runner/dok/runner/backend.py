@@ -65,7 +65,8 @@ class WorkerBackend(Protocol):
 
 
 class PodWorkerBackend:
-    """One Kubernetes pod per Dask worker, derived from the job pod's own spec (read once)."""
+    """One Kubernetes pod per Dask worker (or per `worker_processes` workers: `processes`), derived from the job
+    pod's own spec (read once). Names are pod names; a pod's Dask workers are `<pod>/<i>` then."""
 
     description = "Kubernetes pods"
 
@@ -80,6 +81,7 @@ class PodWorkerBackend:
         self._pending: set[str] = set()  # workers last seen Pending: no process to stop, delete at once
         self._prestarted: list[str] = []  # pods created before the cluster asked (see prestart)
         self.selector = f"{IDENTIFIER_LABEL}={config.spec.identifier},{COMPONENT_LABEL}={WORKER_COMPONENT}"
+        self.processes = config.spec.worker_processes  # Dask workers per pod (the cluster's worker "group")
 
     async def prepare(self) -> None:
         pod = await asyncio.to_thread(self.kube.read, "Pod", self.config.namespace, self.config.pod_name)
@@ -94,7 +96,8 @@ class PodWorkerBackend:
                                   self.config.scheduler_address)
         except PodTemplateError as exc:
             raise ConfigError(exc.message, hint=exc.hint) from None
-        self.worker_resources = check_worker_pod(probe, loose=loosened(self.config.spec.worker_template))
+        self.worker_resources = check_worker_pod(probe, loose=loosened(self.config.spec.worker_template),
+                                                 processes=self.config.spec.worker_processes)
         await self._refuse_job_retry(pod)
 
     async def _refuse_job_retry(self, pod: dict) -> None:
@@ -134,7 +137,8 @@ class PodWorkerBackend:
             name=name, namespace=c.namespace, image=c.image, scheduler_address=scheduler_address,
             identifier=c.spec.identifier, flow_name=c.spec.flow_name, template=self.template, nthreads=c.nthreads,
             death_timeout=c.spec.worker_death_timeout, resources=c.spec.worker_resources,
-            image_pull_policy=c.spec.image_pull_policy, pod=WorkerPodSettings.of(c.spec))
+            image_pull_policy=c.spec.image_pull_policy, pod=WorkerPodSettings.of(c.spec),
+            processes=c.spec.worker_processes)
 
     async def create(self, name: str, scheduler_address: str) -> None:
         if self.template is None:

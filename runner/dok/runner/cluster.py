@@ -4,7 +4,9 @@
 `BackendWorker` (a `ProcessInterface` whose `start()` asks the backend for a worker — a pod — and whose
 `close()` deletes it), `adapt(minimum=, maximum=)` turns on distributed's `Adaptive`. On top it adds:
 - worker names from the backend (`dok-<flow>-<id>-worker-<n>`, never reused, so a replacement never collides
-  with a pod that is still terminating);
+  with a pod that is still terminating); with `worker_processes` P > 1 a spec entry is a pod running P Dask
+  workers `<pod>/0` … (SpecCluster's worker "groups"): `scale(n)` asks for ceil(n / P) pods, Adaptive's
+  policy retires pods whole (dok.core.scaling rule (e)), health and logs stay per pod;
 - scaling log lines (`RunMonitor`), and a scheduler plugin that records when workers join and leave;
 - the dashboard's pages added to the scheduler's HTTP server a second after it starts (`attach_dashboard`),
   so no run waits ~0.5 s for bokeh to load;
@@ -37,6 +39,7 @@ from dok.kube import RetryPolicy
 from dok.kube import retry as kube_retry
 from dok.runner.health import Fatal, HealthPolicy, Replace
 from dok.runner.monitor import JOB_WORKER, JoinTracker, RunMonitor
+from dok.runner.worker import group_suffixes
 
 if TYPE_CHECKING:
     from dok.runner.backend import WorkerBackend
@@ -140,8 +143,9 @@ class DokCluster(SpecCluster):
     def __init__(self, *, backend: WorkerBackend, monitor: RunMonitor, policy: HealthPolicy,
                  contact_address: str, host: str = "0.0.0.0", port: int = SCHEDULER_PORT, watch_interval: float = 1.0,
                  worker_nthreads: int = 1, dashboard: str | None = None, asynchronous: bool = False,
-                 job_worker_threads: int = 0) -> None:
+                 job_worker_threads: int = 0, worker_processes: int = 1) -> None:
         self.backend = backend
+        self.worker_processes = worker_processes  # Dask workers per pod: a spec entry's "group" when > 1
         self.contact_address = contact_address
         self.job_worker_threads = job_worker_threads
         self.job_worker: Any = None  # distributed.Worker in this process while it serves (see the docstring)
@@ -155,8 +159,10 @@ class DokCluster(SpecCluster):
         self._stopping = False
         scheduler = {"cls": Scheduler, "options": scheduler_options(host=host, port=port, dashboard=dashboard,
                                                                     contact_address=contact_address)}
-        worker = {"cls": BackendWorker, "options": {"backend": backend, "monitor": monitor,
-                                                    "planned": lambda: len(self.worker_spec)}}
+        worker: dict[str, Any] = {"cls": BackendWorker, "options": {"backend": backend, "monitor": monitor,
+                                                                    "planned": lambda: len(self.worker_spec)}}
+        if worker_processes > 1:  # one spec entry = one pod = Dask workers <pod>/0 … (SpecCluster's groups)
+            worker["group"] = group_suffixes(worker_processes)
         super().__init__(scheduler=scheduler, worker=worker, asynchronous=asynchronous, name="dok",
                          shutdown_on_close=True)
 
@@ -228,10 +234,13 @@ class DokCluster(SpecCluster):
         return self.backend.new_name()
 
     def scale(self, n: int = 0, memory: Any = None, cores: Any = None) -> Any:
-        before = len(self.worker_spec)
+        """`n` Dask workers: with several workers per pod, `ceil(n / worker_processes)` pods (SpecCluster's own
+        `scale` counts spec entries, i.e. pods, even for groups)."""
+        before = len(self.plan)
         if n != before and self.status not in (Status.closing, Status.closed):
-            self.monitor.say(f"scaling: target {n} worker(s), had {before} planned")
-        return super().scale(n, memory=memory, cores=cores)
+            pods = f" in {-(-n // self.worker_processes)} pod(s)" if self.worker_processes > 1 else ""
+            self.monitor.say(f"scaling: target {n} worker(s){pods}, had {before} planned")
+        return super().scale(-(-n // self.worker_processes), memory=memory, cores=cores)
 
     # -- health supervision --------------------------------------------------------------------------------
     def expected_workers(self) -> dict[str, float]:

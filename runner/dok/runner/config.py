@@ -78,11 +78,11 @@ class RunnerConfig:
 
     @property
     def nthreads(self) -> int:
-        """Threads per worker: DOK_WORKER_NTHREADS, else the worker container's CPU limit (or request) rounded
-        up, else 1 (`dok.core.resources.worker_nthreads`)."""
+        """Threads per Dask worker: DOK_WORKER_NTHREADS, else the worker container's CPU limit (or request)
+        rounded up, else 1 (`dok.core.resources.worker_nthreads`), shared by the pod's `worker_processes`."""
         if self.spec.worker_nthreads is not None:
             return self.spec.worker_nthreads
-        return worker_nthreads(self.spec.worker_resources)
+        return max(1, worker_nthreads(self.spec.worker_resources) // self.spec.worker_processes)
 
     @property
     def worker_failure_budget(self) -> int:

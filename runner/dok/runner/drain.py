@@ -8,7 +8,8 @@ holds to the other workers, then closes it, so they are moved instead of recompu
 exits 0 — a failed drain only means Dask recomputes, as it would without the hook. When dok itself
 retires the worker first, the scheduler no longer knows it and the hook returns at once.
 
-Reads `DOK_SCHEDULER_ADDRESS` and `DOK_WORKER_NAME` (set on every worker pod by the runner's manifests).
+Reads `DOK_SCHEDULER_ADDRESS`, `DOK_WORKER_NAME` and `DOK_WORKER_PROCESSES` (set on every worker pod by the
+runner's manifests): a pod running several worker processes retires them all (`dok.runner.worker.process_names`).
 """
 
 from __future__ import annotations
@@ -20,16 +21,22 @@ import sys
 DEFAULT_TIMEOUT = 20.0
 
 
-async def drain(address: str, name: str, *, timeout: float) -> str:
+async def drain(address: str, name: str, *, timeout: float, processes: int = 1) -> str:
     from distributed.core import rpc
 
+    from dok.runner.worker import process_names
+
+    names = process_names(name, processes)
     scheduler = rpc(address, timeout=min(5.0, timeout))  # connect timeout
     try:
         retired = await asyncio.wait_for(
-            scheduler.retire_workers(names=[name], close_workers=True, remove=True), timeout)
+            scheduler.retire_workers(names=names, close_workers=True, remove=True), timeout)
     finally:
         await scheduler.close_rpc()
-    return f"retired {name}: its results moved to other workers" if retired else f"{name}: nothing to retire"
+    if not retired:
+        return f"{name}: nothing to retire"
+    what = name if processes <= 1 else f"{name} ({len(retired)} of its {processes} worker processes)"
+    return f"retired {what}: its results moved to other workers"
 
 
 def main() -> int:
@@ -43,7 +50,12 @@ def main() -> int:
     except ValueError:
         timeout = DEFAULT_TIMEOUT
     try:
-        print(f"dok drain: {asyncio.run(drain(address, name, timeout=timeout))}", file=sys.stderr)
+        processes = max(1, int(os.environ.get("DOK_WORKER_PROCESSES", "1")))
+    except ValueError:
+        processes = 1
+    try:
+        print(f"dok drain: {asyncio.run(drain(address, name, timeout=timeout, processes=processes))}",
+              file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - Dask recomputes what could not be moved
         print(f"dok drain: could not retire {name} gracefully ({type(exc).__name__}: {exc}); "
               f"its results will be recomputed", file=sys.stderr)

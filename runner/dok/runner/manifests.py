@@ -12,6 +12,8 @@ Its container gets the run's `worker_resources` (dok.core.resources: the default
 container's memory limit, `--resources GPU=N` for N GPUs. The run's worker placement (`worker_node_selector`,
 `worker_tolerations`, `worker_affinity`; unset: the job pod's), `labels`, `annotations`, `priority_class` and
 `worker_template` (dok.core.podtemplate's merge rules) are applied last (`WorkerPodSettings`).
+With `processes` P > 1 (RunSpec.worker_processes) the pod runs P Dask workers (`--processes P`, named
+`<pod>/<i>`), each with an equal share of the threads, memory limit and GPUs (`dok.core.resources.process_share`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dok.core.labels import run_labels
 from dok.core.names import run_object_name
 from dok.core.podsecurity import RUN_AS_USER, restricted_container_security_context, restricted_violations
 from dok.core.podtemplate import merge_pod_template
-from dok.core.resources import dask_worker_resources, worker_memory_limit, worker_nthreads
+from dok.core.resources import dask_worker_resources, process_share, worker_memory_limit, worker_nthreads
 from dok.runner.worker import WorkerArgs, worker_argv
 
 from .exceptions import ConfigError
@@ -125,16 +127,19 @@ def worker_pod_name(*, flow_name: str, identifier: str, number: int) -> str:
 
 
 def worker_command(*, scheduler_address: str, name: str, nthreads: int, death_timeout: float,
-                   memory_limit: int | None = None, resources: Mapping[str, float] | None = None) -> list[str]:
+                   memory_limit: int | None = None, resources: Mapping[str, float] | None = None,
+                   processes: int = 1) -> list[str]:
     """`python -m dok.runner.worker` for one pod (dok.runner.worker: one Dask worker without the `dask worker`
     CLI's start-up cost, behaving as `dask worker --no-nanny --no-dashboard`): no nanny (the pod is the unit
     of restart), no dashboard, scratch in the /tmp emptyDir, and `--death-timeout` as the last fallback.
     `memory_limit` (bytes): the container's memory limit, so that Dask spills and pauses before the kernel
     OOM-kills the pod (without it Dask's "auto" takes the cgroup limit x nthreads / host cores).
-    `resources`: Dask worker resources (GPU=N), for tasks declared @task(resources=...)."""
+    `resources`: Dask worker resources (GPU=N), for tasks declared @task(resources=...). `processes`: Dask
+    workers in the pod, each with all of the above (dok.runner.worker)."""
     return worker_argv(WorkerArgs(scheduler_address=scheduler_address, name=name, nthreads=nthreads,
                                   death_timeout=death_timeout, memory_limit=memory_limit, local_directory="/tmp",
-                                  resources=tuple(sorted((k, float(v)) for k, v in (resources or {}).items()))))
+                                  resources=tuple(sorted((k, float(v)) for k, v in (resources or {}).items())),
+                                  processes=processes))
 
 
 
@@ -154,12 +159,14 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
                         death_timeout: float = 60.0, resources: Mapping[str, Any] | None = None,
                         image_pull_policy: str = "IfNotPresent",
                         termination_grace_seconds: int = TERMINATION_GRACE_SECONDS,
-                        pod: WorkerPodSettings | None = None) -> dict[str, Any]:
+                        pod: WorkerPodSettings | None = None, processes: int = 1) -> dict[str, Any]:
     """The v1 Pod for one Dask worker named `name` (pod name = Dask worker name = SpecCluster spec name).
     `resources`: the container's requests/limits (RunSpec.worker_resources; None or {} = none). The worker's
     threads follow its CPU (`dok.core.resources.worker_nthreads`) unless `nthreads` is given, its Dask memory
     limit follows the container's memory limit and its GPUs give it Dask resources (`--resources GPU=N`), all
-    read after `pod.template` is merged in (dok.core.podtemplate), so a template's GPU counts too."""
+    read after `pod.template` is merged in (dok.core.podtemplate), so a template's GPU counts too.
+    `processes` > 1: that many Dask workers in the pod, each with `nthreads` threads (default: its share of
+    the CPU) and its share of the memory limit and GPUs."""
     pod = pod or WorkerPodSettings()
     resources = {k: dict(v) for k, v in (resources or {}).items() if v}
     labels = run_labels(identifier=identifier, flow_name=flow_name, component=WORKER_COMPONENT)
@@ -170,6 +177,8 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
             {"name": "DOK_SCHEDULER_ADDRESS", "value": scheduler_address},
             {"name": "DOK_DRAIN_TIMEOUT", "value": str(max(1, termination_grace_seconds - 2))},
             {"name": "HOME", "value": "/tmp"}]
+    if processes > 1:  # the preStop drain retires every worker process of the pod
+        env.append({"name": "DOK_WORKER_PROCESSES", "value": str(processes)})
     env = _dedupe_env(env)
     container: dict[str, Any] = {
         "name": WORKER_CONTAINER,
@@ -233,16 +242,19 @@ def worker_pod_manifest(*, name: str, namespace: str, image: str, scheduler_addr
     manifest = merge_pod_template(manifest, pod.template, container=WORKER_CONTAINER, setting="worker_template")
     merged = manifest["spec"]["containers"][0]
     final = merged.get("resources") or {}
+    threads, memory, dask_resources = process_share(nthreads=worker_nthreads(final),
+                                                    memory_limit=worker_memory_limit(final),
+                                                    resources=dask_worker_resources(final), processes=processes)
     merged["command"] = worker_command(
-        scheduler_address=scheduler_address, name=name,
-        nthreads=nthreads if nthreads is not None else worker_nthreads(final), death_timeout=death_timeout,
-        memory_limit=worker_memory_limit(final), resources=dask_worker_resources(final))
+        scheduler_address=scheduler_address, name=name, nthreads=nthreads if nthreads is not None else threads,
+        death_timeout=death_timeout, memory_limit=memory, resources=dask_resources, processes=processes)
     return manifest
 
 
-def check_worker_pod(pod: Mapping[str, Any], *, loose: bool = False) -> dict[str, float]:
+def check_worker_pod(pod: Mapping[str, Any], *, loose: bool = False, processes: int = 1) -> dict[str, float]:
     """Refuse a worker pod that Pod Security Admission "restricted" would refuse (unless the worker template
-    took over the security context: `loose`); return its Dask worker resources (GPU=N for N GPUs)."""
+    took over the security context: `loose`); return the Dask worker resources of each of its `processes`
+    workers (GPU=N for N GPUs in a one-worker pod)."""
     if not loose:
         problems = restricted_violations(pod["spec"], annotations=pod["metadata"].get("annotations"))
         if problems:
@@ -250,7 +262,8 @@ def check_worker_pod(pod: Mapping[str, Any], *, loose: bool = False) -> dict[str
                               hint="the worker template adds something 'restricted' refuses: remove it, or annotate "
                                    "the template with dok.dev/security-context: template to take over the security "
                                    "context on purpose")
-    return dask_worker_resources(pod["spec"]["containers"][0].get("resources") or {})
+    resources = dask_worker_resources(pod["spec"]["containers"][0].get("resources") or {})
+    return process_share(nthreads=1, memory_limit=None, resources=resources, processes=processes)[2]
 
 
 def _dedupe_env(env: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from distributed.diagnostics.plugin import SchedulerPlugin
 
 from dok.core.names import WORKER_LOG_MARK
+from dok.runner.worker import pod_of
 
 
 JOB_WORKER = "job-pod-worker"  # the Dask name of the optional worker inside the job pod (not a pod: not counted)
@@ -26,8 +27,9 @@ _ADDRESS = re.compile(r"(?:tcp|tls|ws|wss)://[0-9A-Za-z.\-\[\]:]+:[0-9]+")
 
 
 class RunMonitor:
-    def __init__(self, *, stream: TextIO | None = None, clock=time.monotonic) -> None:
+    def __init__(self, *, stream: TextIO | None = None, clock=time.monotonic, worker_processes: int = 1) -> None:
         self._stream = stream
+        self.worker_processes = worker_processes  # Dask workers per worker pod (RunSpec.worker_processes)
         self._clock = clock
         self.started = clock()
         self._lock = threading.Lock()
@@ -61,19 +63,23 @@ class RunMonitor:
         self.say(f"scaling: requested worker {name}" + (f" ({planned} planned)" if planned is not None else ""))
 
     def worker_joined(self, name: str, *, address: str | None = None) -> None:
+        """A Dask worker joined: `joined`, `joined_at` and the counts are per pod (a pod running several workers,
+        `<pod>/<i>`, joins with its first), `alive` per Dask worker."""
         if name == JOB_WORKER:
             self.say("scaling: the job pod's own worker joined: it runs tasks until worker pods join")
             return
+        pod = pod_of(name)
         with self._lock:
             if address:
-                self.addresses[address] = name
+                self.addresses[address] = pod
             now = self._clock()
-            self.joined.add(name)
+            if pod not in self.joined:
+                self.joined.add(pod)
+                self.joined_at[pod] = now
+                self.counts["joined"] += 1
             self.alive.add(name)
             self.max_alive = max(self.max_alive, len(self.alive))
-            self.joined_at[name] = now
-            self.counts["joined"] += 1
-            since = now - self.requested_at[name] if name in self.requested_at else None
+            since = now - self.requested_at[pod] if pod in self.requested_at else None
             alive = len(self.alive)
         self.say(f"scaling: worker {name} joined" + (f" {since:.1f}s after request" if since is not None else "")
                  + f"; {alive} worker(s) connected")
@@ -110,9 +116,10 @@ class RunMonitor:
         self.say(f"workers: {name} will be replaced if still needed: {why}")
 
     def worker_counts(self) -> tuple[int, int]:
-        """(running: connected to the scheduler, starting: requested, not joined yet and not gone)."""
+        """Dask workers (running: connected to the scheduler, starting: in pods requested, not joined yet and
+        not gone)."""
         with self._lock:
-            starting = len(set(self.requested_at) - self.joined - self.gone)
+            starting = len(set(self.requested_at) - self.joined - self.gone) * self.worker_processes
             return len(self.alive), starting
 
     def write_line(self, line: str) -> None:
@@ -159,6 +166,7 @@ class RunMonitor:
         self.fatal_event.set()
 
     def summary(self) -> str:
+        """Counts of worker pods, and the most Dask workers connected at once."""
         c = self.counts
         return (f"workers: {c['requested']} requested, {c['joined']} joined, {c['removed']} removed, "
                 f"{c['replaced']} replaced; at most {self.max_alive} at once")

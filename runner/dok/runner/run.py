@@ -81,8 +81,10 @@ def execute(env: DaskOnKubernetesEnvironment | None = None, path: str = DEFAULT_
         outcome = RunOutcome(state=_failed(f"infrastructure error: {exc}"), exit_code=EXIT_INFRA)
         _write_termination_log(termination_log, outcome.state, monitor)
         return outcome
+    monitor.worker_processes = config.spec.worker_processes
+    per_pod = f" ({config.spec.worker_processes} per pod)" if config.spec.worker_processes > 1 else ""
     monitor.say(f"run {config.spec.identifier}: flow {flow.name!r}, workers {config.spec.min_workers}.."
-                f"{config.spec.max_workers}, "
+                f"{config.spec.max_workers}{per_pod}, "
                 f"image {config.image}, scheduler {config.scheduler_address}")
     session = _Session(config=config, flow=flow, parameters=parameters, monitor=monitor,
                        backend_factory=backend_factory)
@@ -165,9 +167,9 @@ class _Session:
         await backend.prepare()
         self._check_task_resources(getattr(backend, "worker_resources", None))
         prestart = getattr(backend, "prestart", None)  # optional: start the first workers before the scheduler
-        first = self.first_workers()
-        if prestart is not None and first > 0:
-            names = await asyncio.gather(*(prestart(self.config.scheduler_address) for _ in range(first)))
+        pods = -(-self.first_workers() // self.config.spec.worker_processes)
+        if prestart is not None and pods > 0:
+            names = await asyncio.gather(*(prestart(self.config.scheduler_address) for _ in range(pods)))
             self.monitor.say(f"scaling: started worker(s) {', '.join(names)} early (they join once the scheduler "
                              f"is up; {self.initial_width} task(s) ready at the start)")
 
@@ -208,7 +210,7 @@ class _Session:
                              contact_address=c.scheduler_address, host=c.scheduler_host, port=s.scheduler_port,
                              watch_interval=s.watch_interval, worker_nthreads=c.nthreads,
                              dashboard=dashboard_address(enabled=s.dashboard == "on", host=c.scheduler_host),
-                             job_worker_threads=s.job_worker_threads)
+                             job_worker_threads=s.job_worker_threads, worker_processes=s.worker_processes)
         # The flow is about to submit work: ask for the first workers now rather than on Adaptive's first tick
         # (Adaptive takes over at once and retires them after `wait_count` idle checks if they are not needed).
         cluster.scale(self.first_workers())

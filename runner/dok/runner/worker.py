@@ -1,7 +1,11 @@
 """The worker pods' entrypoint: `python -m dok.runner.worker SCHEDULER --name N --nthreads K ...`.
 
 One Dask `Worker` (no nanny: the pod is the unit of restart) in this process, started directly instead of
-through the `dask worker` CLI. Measured in a flow image (tools/bench/worker_start.py), the CLI spends its
+through the `dask worker` CLI; with `--processes P` (P > 1), P Dask workers in P processes forked after
+distributed is imported once, named `N/0` … `N/P-1` (`process_names`; `pod_of` goes back), each with the
+given `--nthreads` and `--memory-limit` — a pod then costs the node one pod's start-up for P workers, and
+its processes share the imported modules' memory. The pod is still the unit of restart: when one process
+fails (cannot start, crashes, is OOM-killed) the others are stopped and the pod exits with its code. Measured in a flow image (tools/bench/worker_start.py), the CLI spends its
 start-up on things a worker pod does not use: the `dask` command loads click and every installed `dask_cli`
 entry point (a scan of all installed distributions' metadata) before it even imports distributed. Here only
 argparse (stdlib) and distributed are imported; nothing of dok.core or dok.kube, and `dok.runner`'s
@@ -20,7 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import gc
+import os
 import signal
 import sys
 from dataclasses import dataclass
@@ -29,6 +36,25 @@ from typing import Any
 WORKER_MODULE = "dok.runner.worker"  # `python -m` it (this module's name also when run as __main__)
 EXIT_OK = 0
 EXIT_START_FAILED = 1
+GROUP_SEPARATOR = "/"  # a worker pod's P > 1 processes are Dask workers `<pod>/<i>` ("/" is never in a pod name)
+MAX_PROCESSES = 64
+
+
+def process_names(name: str, processes: int) -> list[str]:
+    """The Dask worker names of a pod named `name` running `processes` workers: [name] for one."""
+    if processes <= 1:
+        return [name]
+    return [f"{name}{GROUP_SEPARATOR}{i}" for i in range(processes)]
+
+
+def group_suffixes(processes: int) -> list[str]:
+    """SpecCluster's "group" suffixes of a pod running `processes` workers (name + suffix = process name)."""
+    return [f"{GROUP_SEPARATOR}{i}" for i in range(processes)]
+
+
+def pod_of(worker_name: str) -> str:
+    """The pod a Dask worker name belongs to (inverse of `process_names`)."""
+    return worker_name.partition(GROUP_SEPARATOR)[0]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +68,7 @@ class WorkerArgs:
     memory_limit: int | None = None
     local_directory: str = "/tmp"
     resources: tuple[tuple[str, float], ...] = ()  # Dask worker resources (GPU=N), sorted by name
+    processes: int = 1  # Dask workers (processes) in this pod; each has `nthreads`, `memory_limit`, `resources`
 
 
 def worker_resources(text: str) -> tuple[tuple[str, float], ...]:
@@ -73,12 +100,15 @@ def parse_args(argv: list[str]) -> WorkerArgs:
     parser.add_argument("--memory-limit", type=int, default=None)
     parser.add_argument("--local-directory", default="/tmp")
     parser.add_argument("--resources", type=worker_resources, default=())
+    parser.add_argument("--processes", type=int, default=1)
     ns = parser.parse_args(argv)
     if ns.nthreads < 1:
         parser.error(f"--nthreads must be at least 1, not {ns.nthreads}")
+    if not 1 <= ns.processes <= MAX_PROCESSES:
+        parser.error(f"--processes must be between 1 and {MAX_PROCESSES}, not {ns.processes}")
     return WorkerArgs(scheduler_address=ns.scheduler_address, name=ns.name, nthreads=ns.nthreads,
                       death_timeout=ns.death_timeout, memory_limit=ns.memory_limit,
-                      local_directory=ns.local_directory, resources=ns.resources)
+                      local_directory=ns.local_directory, resources=ns.resources, processes=ns.processes)
 
 
 def worker_argv(args: WorkerArgs) -> list[str]:
@@ -92,6 +122,8 @@ def worker_argv(args: WorkerArgs) -> list[str]:
         argv += ["--memory-limit", str(args.memory_limit)]
     if args.resources:  # Dask worker resources (GPU=N), for tasks declared @task(resources=...)
         argv += ["--resources", ",".join(f"{k}={v:g}" for k, v in args.resources)]
+    if args.processes > 1:
+        argv += ["--processes", str(args.processes)]
     return argv
 
 
@@ -131,10 +163,59 @@ async def serve(args: WorkerArgs) -> int:
     return EXIT_OK
 
 
+def serve_group(args: WorkerArgs) -> int:
+    """Fork `args.processes` workers after importing distributed once; wait for them. A process that ends
+    with a non-zero code (or a signal) stops the others: the pod exits with that code, and the runner sees
+    a failed pod as for a single worker. SIGTERM/SIGINT are passed on to every process."""
+    import distributed  # noqa: F401 - imported once, before the fork, so the processes share it
+
+    gc.freeze()  # what is imported now stays shared (copy-on-write) instead of being touched by collections
+    children: dict[int, str] = {}
+    for name in process_names(args.name, args.processes):
+        pid = os.fork()
+        if pid == 0:  # the child: one worker, its own event loop
+            code = EXIT_START_FAILED
+            try:
+                code = asyncio.run(serve(dataclasses.replace(args, name=name, processes=1)))
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        children[pid] = name
+
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    exit_code = EXIT_OK
+    while children:
+        try:
+            pid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        name = children.pop(pid, None)
+        if name is None:
+            continue
+        code = os.waitstatus_to_exitcode(status)
+        code = 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+        if code != EXIT_OK and exit_code == EXIT_OK:
+            exit_code = code
+            if children:
+                print(f"dok worker {name}: ended with code {code}; stopping the pod's other worker(s) "
+                      f"{', '.join(sorted(children.values()))}", file=sys.stderr, flush=True)
+                forward(signal.SIGTERM, None)
+    return exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     g0, g1, g2 = gc.get_threshold()
     gc.set_threshold(g0 * 3, g1 * 3, g2 * 3)
+    if args.processes > 1:
+        return serve_group(args)
     return asyncio.run(serve(args))
 
 
