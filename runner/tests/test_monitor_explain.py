@@ -79,3 +79,22 @@ def test_a_log_that_reads_as_waiting_is_asked_again_and_a_never_joined_worker_is
     attempts.clear()
     asyncio.run(BackendWorker("tcp://127.0.0.1:1", "w-2", backend=Backend(), monitor=monitor).close())
     assert attempts == []  # never joined: nothing read
+
+
+def test_a_pod_of_several_workers_joins_once_and_is_counted_as_one_pod():
+    now = [0.0]
+    monitor = RunMonitor(stream=io.StringIO(), clock=lambda: now[0], worker_processes=2)
+    monitor.worker_requested("p-worker-0")
+    now[0] = 1.0
+    monitor.worker_joined("p-worker-0/1", address="tcp://10.0.0.5:4001")
+    now[0] = 2.0
+    monitor.worker_joined("p-worker-0/0", address="tcp://10.0.0.5:4002")
+    monitor.worker_requested("p-worker-1")
+    assert monitor.joined == {"p-worker-0"} and monitor.alive == {"p-worker-0/0", "p-worker-0/1"}
+    assert monitor.worker_counts() == (2, 2)  # two workers running, one pod (two workers) starting
+    assert monitor.explain(RuntimeError("lost tcp://10.0.0.5:4002")) == "tcp://10.0.0.5:4002 is worker pod p-worker-0"
+    log = monitor._stream.getvalue()
+    assert "worker p-worker-0/1 joined 1.0s after request; 1 worker(s) connected" in log
+    assert "worker p-worker-0/0 joined 2.0s after request; 2 worker(s) connected" in log
+    assert monitor.summary() == ("worker pods (2 workers each): 2 requested, 1 joined, 0 removed, 0 replaced; "
+                                 "at most 2 worker(s) at once")

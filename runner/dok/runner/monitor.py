@@ -168,8 +168,9 @@ class RunMonitor:
     def summary(self) -> str:
         """Counts of worker pods, and the most Dask workers connected at once."""
         c = self.counts
-        return (f"workers: {c['requested']} requested, {c['joined']} joined, {c['removed']} removed, "
-                f"{c['replaced']} replaced; at most {self.max_alive} at once")
+        what = "workers" if self.worker_processes <= 1 else f"worker pods ({self.worker_processes} workers each)"
+        return (f"{what}: {c['requested']} requested, {c['joined']} joined, {c['removed']} removed, "
+                f"{c['replaced']} replaced; at most {self.max_alive} worker(s) at once")
 
 
 class JoinTracker(SchedulerPlugin):

@@ -217,8 +217,9 @@ class _Session:
         cluster.adapt(minimum=s.min_workers, maximum=s.max_workers, interval=f"{s.adapt_interval}s",
                       wait_count=s.adapt_wait_count, target_duration=f"{s.adapt_target_duration}s",
                       settings=settings_for(s))
+        per_pod = f", {s.worker_processes} per pod" if s.worker_processes > 1 else ""
         self.monitor.say(f"scheduler listening on {c.scheduler_host}:{s.scheduler_port}; adaptive scaling "
-                         f"between {s.min_workers} and {s.max_workers} {backend.description} worker(s)")
+                         f"between {s.min_workers} and {s.max_workers} worker(s) ({backend.description}{per_pod})")
         if cluster.dashboard_port is not None:
             self.monitor.say(f"dashboard on port {cluster.dashboard_port}: `dok dashboard {s.identifier}`")
         return cluster
