@@ -137,14 +137,17 @@ def test_churn_runs_all_succeed(cluster: helpers.Cluster, namespace: str, built_
     print("\n".join(summary))
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_a_worker_deleted_gracefully_hands_its_results_over(cluster: helpers.Cluster, namespace: str,
-                                                             built_env: Any) -> None:
+                                                             built_env: Any, processes: int) -> None:
     """`kubectl delete pod` (a node drain, a spot reclaim) of a worker: its preStop hook retires it through
-    the scheduler, so its finished results move to the other workers — Dask loses none of them."""
+    the scheduler, so its finished results move to the other workers — Dask loses none of them. With two
+    workers per pod (`worker_processes=2`) the hook retires both of the pod's workers."""
     import dok.launcher
 
     handle = dok.launcher.execute(built_env, namespace=namespace, parameters={"n": N},
-                                  max_workers=MAX_WORKERS, worker_start_timeout=120)
+                                  max_workers=MAX_WORKERS if processes == 1 else 2 * processes,
+                                  worker_processes=processes, worker_start_timeout=120)
     saboteur = Saboteur(cluster, namespace, handle.identifier, grace=None)
     saboteur.start()
     lines: list[str] = []
@@ -158,4 +161,6 @@ def test_a_worker_deleted_gracefully_hands_its_results_over(cluster: helpers.Clu
     assert state.is_successful(), f"{state!r}\n{log}"
     assert [str(v) for v in (state.result or {}).values()] == [str(sum(range(1, N + 1)))]
     assert "lose already computed" not in log, log  # distributed's warning when a worker's data is lost
-    assert f"worker {saboteur.deleted[0]} left" in log, log
+    names = [saboteur.deleted[0]] if processes == 1 else [f"{saboteur.deleted[0]}/{i}" for i in range(processes)]
+    for name in names:
+        assert f"worker {name} left" in log, log
