@@ -251,3 +251,17 @@ def test_pull_secrets_and_backend_are_environment_fields_too() -> None:
         Env(backend="ray")
     with pytest.raises(EnvironmentConfigError, match="image_pull_secrets="):
         Env(image_pull_secrets="regcred")  # a string, not a list of names
+
+
+def test_worker_processes_is_an_environment_field_checked_against_max_workers() -> None:
+    env = Env(max_workers=8, worker_processes=4)
+    assert env.run_spec(image="img:1").worker_processes == 4
+    assert env.run_spec(image="img:1", worker_processes=2).worker_processes == 2  # the argument wins
+    assert Env.from_dict(json.loads(json.dumps(env.to_dict()))) == env
+    assert Env().run_spec(image="img:1").worker_processes == 1  # unset: RunSpec's default
+    with pytest.raises(EnvironmentConfigError, match=r"max_workers=6\): must be a multiple of worker_processes \(4\)"):
+        Env(max_workers=6, worker_processes=4)
+    with pytest.raises(EnvironmentConfigError, match=r"worker_processes=2\): must be 1 with backend 'operator'"):
+        Env(max_workers=2, worker_processes=2, backend="operator")
+    with pytest.raises(EnvironmentConfigError, match="worker_processes=0"):
+        Env(worker_processes=0)

@@ -19,7 +19,7 @@ settings it carries (workers, namespace, secret_env) obey the same rules as `Run
 and `run_spec(...)` turns the environment into the `RunSpec` of one run. Keyword-only pod settings
 (`POD_SETTINGS`: job/worker resources, node selectors, tolerations, affinity, labels, annotations, priority
 class, service account, job/worker pod templates, image pull secrets, `create_pull_secret`, the worker
-`backend`) are RunSpec settings too; templates may be file paths,
+`backend`, `worker_processes`) are RunSpec settings too; templates may be file paths,
 read by the launcher. `flow_name` and `bundle_sha256` are filled in by `build`; `.image` is the full image
 reference once built. `to_dict()`/`from_dict()` round-trip through JSON (the image carries it as
 /opt/dok/environment.json).
@@ -40,7 +40,7 @@ from typing import Any, Mapping
 from .exceptions import EnvironmentConfigError, SecretEnvVarWarning
 from .names import (BUNDLE_PATH, DOK_ROOT, RESERVED_ENV_PREFIX, is_env_name, is_image_name, is_image_reference,
                     is_image_tag, is_registry, is_sha256, looks_secret, split_secret_ref)
-from .runspec import RunSettingError, RunSpec, check_setting, check_worker_range
+from .runspec import RunSettingError, RunSpec, check_setting, check_worker_processes, check_worker_range
 
 __all__ = ["POD_SETTINGS", "DaskOnKubernetesEnvironment", "default_base_image", "is_template_path", "looks_secret",
            "split_secret_ref"]
@@ -62,7 +62,7 @@ POD_SETTINGS: dict[str, str] = {
     "labels": "labels", "annotations": "annotations", "priority_class": "priority_class",
     "service_account": "service_account_name", "job_template": "job_template",
     "worker_template": "worker_template", "image_pull_secrets": "image_pull_secrets",
-    "create_pull_secret": "create_pull_secret", "backend": "backend",
+    "create_pull_secret": "create_pull_secret", "backend": "backend", "worker_processes": "worker_processes",
 }
 TEMPLATE_FIELDS = ("job_template", "worker_template")
 _TEMPLATE_SUFFIXES = (".yaml", ".yml", ".json")
@@ -128,6 +128,7 @@ class DaskOnKubernetesEnvironment:
     image_pull_secrets: Any = field(default=None, hash=False)  # names of existing Secrets
     create_pull_secret: bool | None = None  # the launcher makes one from the build's registry credentials
     backend: str | None = None              # "pods" (dok's own worker pods) or "operator" (dask-kubernetes)
+    worker_processes: int | None = None     # Dask workers per worker pod (None: 1); max_workers a multiple of it
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__
@@ -170,6 +171,12 @@ class DaskOnKubernetesEnvironment:
                 set_(self, name, check_setting(setting_name, value))
             except RunSettingError as exc:
                 raise _bad(name, exc.value, exc.problem) from None
+        if self.worker_processes is not None:
+            try:
+                check_worker_processes(self.worker_processes, max_workers=self.max_workers,
+                                       backend=self.backend or "pods")
+            except RunSettingError as exc:
+                raise _bad(exc.setting, exc.value, exc.problem) from None
         for name in self.secret_env:
             if name in self.env_vars:
                 raise _bad("secret_env", name, "is also in env_vars: keep it in one of them (secret_env for secrets)")

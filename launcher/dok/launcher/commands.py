@@ -219,8 +219,9 @@ def pod_settings_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_worker_processes_of(args: argparse.Namespace, env: DaskOnKubernetesEnvironment) -> None:
-    """--worker-processes against the worker bounds and the backend (RunSpec's rule), before anything is built."""
-    processes = getattr(args, "worker_processes", None)
+    """--worker-processes (else the environment's) against the worker bounds and the backend (RunSpec's rule),
+    before anything is built."""
+    processes = getattr(args, "worker_processes", None) or env.worker_processes
     if processes is None:
         return
     try:
