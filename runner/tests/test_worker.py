@@ -4,6 +4,7 @@ worker process that joins an in-process scheduler under its name, follows its fl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -60,23 +61,31 @@ async def _wait_for(predicate, timeout: float = 60.0) -> None:
         await asyncio.sleep(0.05)
 
 
+@contextlib.asynccontextmanager
+async def worker_pod(tmp_path, **command_options):
+    """A scheduler on this machine and `python -m dok.runner.worker` against it (stderr piped), as a worker pod
+    would run it: yields (scheduler, process); the process is killed afterwards if still running."""
+    async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
+        command = worker_command(scheduler_address=scheduler.address, death_timeout=30, **command_options)
+        command[command.index("--local-directory") + 1] = str(tmp_path)
+        proc = subprocess.Popen([sys.executable, *command[1:]], env=_env(), stderr=subprocess.PIPE, text=True)
+        try:
+            yield scheduler, proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.stderr.close()
+
+
 def test_a_worker_process_joins_under_its_name_and_stops_on_sigterm(tmp_path):
     async def scenario() -> None:
-        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
-            command = worker_command(scheduler_address=scheduler.address, name="dok-t-worker-0", nthreads=2,
-                                     death_timeout=30, memory_limit=3 * 2**30)
-            command[command.index("--local-directory") + 1] = str(tmp_path)
-            proc = subprocess.Popen([sys.executable, *command[1:]], env=_env())
-            try:
-                await _wait_for(lambda: any(ws.name == "dok-t-worker-0" for ws in scheduler.workers.values()))
-                [ws] = scheduler.workers.values()
-                assert (ws.nthreads, ws.memory_limit) == (2, 3 * 2**30)
-                proc.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(proc.wait, 30) == 0
-                await _wait_for(lambda: not scheduler.workers)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        async with worker_pod(tmp_path, name="dok-t-worker-0", nthreads=2, memory_limit=3 * 2**30) as (scheduler, proc):
+            await _wait_for(lambda: any(ws.name == "dok-t-worker-0" for ws in scheduler.workers.values()))
+            [ws] = scheduler.workers.values()
+            assert (ws.nthreads, ws.memory_limit) == (2, 3 * 2**30)
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+            await _wait_for(lambda: not scheduler.workers)
 
     asyncio.run(scenario())
 
@@ -125,48 +134,32 @@ def test_bad_processes_exit_2(processes, capsys) -> None:
 
 def test_a_pod_of_three_processes_joins_as_three_named_workers_and_stops_on_sigterm(tmp_path):
     async def scenario() -> None:
-        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
-            command = worker_command(scheduler_address=scheduler.address, name="dok-t-worker-7", nthreads=2,
-                                     death_timeout=30, memory_limit=2**30, processes=3)
-            command[command.index("--local-directory") + 1] = str(tmp_path)
-            proc = subprocess.Popen([sys.executable, *command[1:]], env=_env())
-            try:
-                await _wait_for(lambda: len(scheduler.workers) == 3)
-                workers = sorted(scheduler.workers.values(), key=lambda ws: ws.name)
-                assert [ws.name for ws in workers] == [f"dok-t-worker-7/{i}" for i in range(3)]
-                assert {(ws.nthreads, ws.memory_limit) for ws in workers} == {(2, 2**30)}
-                assert len({ws.pid for ws in workers} | {proc.pid}) == 4  # three processes besides the parent
-                proc.send_signal(signal.SIGTERM)
-                assert await asyncio.to_thread(proc.wait, 30) == 0
-                await _wait_for(lambda: not scheduler.workers)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        async with worker_pod(tmp_path, name="dok-t-worker-7", nthreads=2, memory_limit=2**30,
+                              processes=3) as (scheduler, proc):
+            await _wait_for(lambda: len(scheduler.workers) == 3)
+            workers = sorted(scheduler.workers.values(), key=lambda ws: ws.name)
+            assert [ws.name for ws in workers] == [f"dok-t-worker-7/{i}" for i in range(3)]
+            assert {(ws.nthreads, ws.memory_limit) for ws in workers} == {(2, 2**30)}
+            assert len({ws.pid for ws in workers} | {proc.pid}) == 4  # three processes besides the parent
+            proc.send_signal(signal.SIGTERM)
+            assert await asyncio.to_thread(proc.wait, 30) == 0
+            await _wait_for(lambda: not scheduler.workers)
 
     asyncio.run(scenario())
 
 
 def test_one_process_killed_stops_the_pods_other_processes_with_its_code(tmp_path):
     async def scenario() -> None:
-        async with Scheduler(host="127.0.0.1", port=0, dashboard_address=None) as scheduler:
-            command = worker_command(scheduler_address=scheduler.address, name="dok-t-worker-8", nthreads=1,
-                                     death_timeout=30, processes=2)
-            command[command.index("--local-directory") + 1] = str(tmp_path)
-            proc = subprocess.Popen([sys.executable, *command[1:]], env=_env(), stderr=subprocess.PIPE, text=True)
-            try:
-                await _wait_for(lambda: len(scheduler.workers) == 2)
-                victim = next(ws for ws in scheduler.workers.values() if ws.name == "dok-t-worker-8/1")
-                os.kill(victim.pid, signal.SIGKILL)  # as the kernel's OOM killer would
-                assert await asyncio.to_thread(proc.wait, 30) == 128 + signal.SIGKILL
-                assert "dok-t-worker-8/1: ended with code 137; stopping the pod's other worker(s) dok-t-worker-8/0" \
-                    in proc.stderr.read()
-                await _wait_for(lambda: not scheduler.workers)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
+        async with worker_pod(tmp_path, name="dok-t-worker-8", nthreads=1, processes=2) as (scheduler, proc):
+            await _wait_for(lambda: len(scheduler.workers) == 2)
+            victim = next(ws for ws in scheduler.workers.values() if ws.name == "dok-t-worker-8/1")
+            os.kill(victim.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+            assert await asyncio.to_thread(proc.wait, 30) == 128 + signal.SIGKILL
+            assert "dok-t-worker-8/1: ended with code 137; stopping the pod's other worker(s) dok-t-worker-8/0" \
+                in proc.stderr.read()
+            await _wait_for(lambda: not scheduler.workers)
 
     asyncio.run(scenario())
-
 
 def test_a_pod_whose_processes_cannot_reach_the_scheduler_exits_1():
     command = worker_command(scheduler_address="tcp://127.0.0.1:9", name="lonely", nthreads=1, death_timeout=2,
