@@ -58,6 +58,7 @@ def test_debug_shows_traceback_of_failed_task():
      "min_workers=3: must be <= max_workers (2)"),
     (("run", f"{DATA}/ok_flow.py", "--local", "--max-workers", "0"), "max_workers=0: must be an integer >= 1"),
     (("run", f"{DATA}/cycle_flow.py", "--local"), "cycle"),
+    (("run", f"{DATA}/ok_flow.py", "--local", "--worker-processes", "2"), "--local runs have no pods"),
     (("run", f"{DATA}/not_a_flow.py:flow", "--local"), "not a dok Flow"),
 ])
 def test_usage_errors_exit_2_one_line(argv, fragment):

@@ -236,6 +236,9 @@ def cmd_run(args: argparse.Namespace, *, out: TextIO, err: TextIO) -> int:
     from .dashboard import check_run_options, dashboard_during_run
 
     check_run_options(dashboard=args.dashboard, detach=args.detach, local=args.local)
+    if args.local and getattr(args, "worker_processes", None):
+        raise UsageError("--worker-processes sets the Dask workers of each worker pod; --local runs have no pods",
+                         hint="drop --worker-processes (--processes makes --local workers processes)")
     if args.local:
         return run_local_command(args, out=out, err=err)
     from .launch import check_backend, execute
