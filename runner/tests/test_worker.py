@@ -109,7 +109,7 @@ def test_dask_worker_resources_round_trip_and_reach_the_worker() -> None:
 
 
 def test_processes_flag_round_trip_and_names() -> None:
-    from dok.runner.worker import group_suffixes, pod_of, process_names
+    from dok.runner.worker import group_suffixes, pod_of, pods_for, process_names
 
     args = WorkerArgs(scheduler_address="tcp://s:8786", name="dok-f-1234-worker-3", nthreads=1, death_timeout=60,
                       processes=3)
@@ -122,6 +122,7 @@ def test_processes_flag_round_trip_and_names() -> None:
     assert names == ["p-worker-3/0", "p-worker-3/1", "p-worker-3/2"]
     assert names == ["p-worker-3" + suffix for suffix in group_suffixes(3)]  # SpecCluster's plan names
     assert {pod_of(n) for n in names} == {"p-worker-3"} and pod_of("p-worker-3") == "p-worker-3"
+    assert (pods_for(8, 4), pods_for(5, 4), pods_for(3, 1), pods_for(0, 4)) == (2, 2, 3, 0)  # whole pods
 
 
 @pytest.mark.parametrize("processes", ["0", "65", "two"])

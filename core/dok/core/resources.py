@@ -151,12 +151,17 @@ def dask_worker_resources(resources: Mapping[str, Mapping[str, Any]] | None) -> 
     return {"GPU": gpus} if gpus > 0 else {}
 
 
+def process_threads(nthreads: int, processes: int) -> int:
+    """Each of a pod's `processes` Dask workers' share of the pod's `nthreads` threads: at least one."""
+    return max(1, nthreads // max(1, processes))
+
+
 def process_share(*, nthreads: int, memory_limit: int | None, resources: Mapping[str, float],
                   processes: int) -> tuple[int, int | None, dict[str, float]]:
-    """What each of a pod's `processes` Dask workers gets of the pod's threads, memory limit (bytes) and Dask
-    resources: an equal share, at least one thread each (`worker_processes`: several workers per pod)."""
+    """What each of a pod's `processes` Dask workers gets of the pod's threads (`process_threads`), memory
+    limit (bytes) and Dask resources: an equal share (`worker_processes`: several workers per pod)."""
     n = max(1, processes)
-    return (max(1, nthreads // n), None if memory_limit is None else memory_limit // n,
+    return (process_threads(nthreads, n), None if memory_limit is None else memory_limit // n,
             {name: amount / n for name, amount in resources.items()})
 
 

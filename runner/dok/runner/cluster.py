@@ -39,7 +39,7 @@ from dok.kube import RetryPolicy
 from dok.kube import retry as kube_retry
 from dok.runner.health import Fatal, HealthPolicy, Replace
 from dok.runner.monitor import JOB_WORKER, JoinTracker, RunMonitor
-from dok.runner.worker import group_suffixes
+from dok.runner.worker import group_suffixes, pods_for
 
 if TYPE_CHECKING:
     from dok.runner.backend import WorkerBackend
@@ -237,10 +237,11 @@ class DokCluster(SpecCluster):
         """`n` Dask workers: with several workers per pod, `ceil(n / worker_processes)` pods (SpecCluster's own
         `scale` counts spec entries, i.e. pods, even for groups)."""
         before = len(self.plan)
+        pods = pods_for(n, self.worker_processes)
         if n != before and self.status not in (Status.closing, Status.closed):
-            pods = f" in {-(-n // self.worker_processes)} pod(s)" if self.worker_processes > 1 else ""
-            self.monitor.say(f"scaling: target {n} worker(s){pods}, had {before} planned")
-        return super().scale(-(-n // self.worker_processes), memory=memory, cores=cores)
+            in_pods = f" in {pods} pod(s)" if self.worker_processes > 1 else ""
+            self.monitor.say(f"scaling: target {n} worker(s){in_pods}, had {before} planned")
+        return super().scale(pods, memory=memory, cores=cores)
 
     # -- health supervision --------------------------------------------------------------------------------
     def expected_workers(self) -> dict[str, float]:

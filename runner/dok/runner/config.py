@@ -18,7 +18,7 @@ from typing import Any
 
 from dok.core.exceptions import EnvironmentConfigError
 from dok.core.names import is_sha256
-from dok.core.resources import worker_nthreads
+from dok.core.resources import process_threads, worker_nthreads
 from dok.core.runspec import POD_FIELD_ENV, RunSpec, env_var
 from dok.runner.exceptions import ConfigError
 
@@ -82,7 +82,7 @@ class RunnerConfig:
         rounded up, else 1 (`dok.core.resources.worker_nthreads`), shared by the pod's `worker_processes`."""
         if self.spec.worker_nthreads is not None:
             return self.spec.worker_nthreads
-        return max(1, worker_nthreads(self.spec.worker_resources) // self.spec.worker_processes)
+        return process_threads(worker_nthreads(self.spec.worker_resources), self.spec.worker_processes)
 
     @property
     def worker_failure_budget(self) -> int:

@@ -40,6 +40,7 @@ from dok.core.progress import ProgressCounter, kind_name
 from dok.runner.config import DEFAULT_TERMINATION_LOG, TERMINATION_LOG_ENV, RunnerConfig
 from dok.runner.exceptions import ConfigError, RunnerError, UnsatisfiableResources
 from dok.runner.monitor import RunMonitor
+from dok.runner.worker import pods_for
 
 if TYPE_CHECKING:
     from dok.core.environment import DaskOnKubernetesEnvironment
@@ -167,7 +168,7 @@ class _Session:
         await backend.prepare()
         self._check_task_resources(getattr(backend, "worker_resources", None))
         prestart = getattr(backend, "prestart", None)  # optional: start the first workers before the scheduler
-        pods = -(-self.first_workers() // self.config.spec.worker_processes)
+        pods = pods_for(self.first_workers(), self.config.spec.worker_processes)
         if prestart is not None and pods > 0:
             names = await asyncio.gather(*(prestart(self.config.scheduler_address) for _ in range(pods)))
             self.monitor.say(f"scaling: started worker(s) {', '.join(names)} early (they join once the scheduler "

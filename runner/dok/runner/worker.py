@@ -52,6 +52,11 @@ def group_suffixes(processes: int) -> list[str]:
     return [f"{GROUP_SEPARATOR}{i}" for i in range(processes)]
 
 
+def pods_for(workers: int, processes: int) -> int:
+    """Pods that hold `workers` Dask workers at `processes` per pod (whole pods: rounded up)."""
+    return -(-workers // max(1, processes))
+
+
 def pod_of(worker_name: str) -> str:
     """The pod a Dask worker name belongs to (inverse of `process_names`)."""
     return worker_name.partition(GROUP_SEPARATOR)[0]
